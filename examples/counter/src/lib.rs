@@ -1,0 +1,77 @@
+//! `Counter`: a durable counter in SQL storage.
+//!
+//! Public contract (tests and docs rely on it):
+//! - `GET  /obj/Counter/<name>/`                      → current value as text (`0` when new)
+//! - `POST /obj/Counter/<name>/increment[?by=N]`      → new value as text (N defaults to 1)
+//! - `POST /obj/Counter/<name>/increment-then-fail`   → writes the increment, then panics:
+//!   the client gets 500 and the stored value is unchanged (events are atomic).
+
+use dohost_sdk::prelude::*;
+
+struct Counter {
+    storage: Storage,
+}
+
+impl Counter {
+    fn value(&self) -> Result<i64> {
+        let cursor = self
+            .storage
+            .sql()
+            .exec("SELECT value FROM counter WHERE id = 1", params![])?;
+        Ok(cursor.rows.first().and_then(|r| r[0].as_i64()).unwrap_or(0))
+    }
+
+    fn increment(&self, by: i64) -> Result<i64> {
+        self.storage
+            .sql()
+            .exec(
+                "INSERT INTO counter (id, value) VALUES (1, ?1)
+                 ON CONFLICT (id) DO UPDATE SET value = value + ?1
+                 RETURNING value",
+                params![by],
+            )?
+            .scalar()
+    }
+}
+
+impl DurableObject for Counter {
+    fn new(state: State) -> Result<Self> {
+        let storage = state.storage();
+        storage.sql().exec(
+            "CREATE TABLE IF NOT EXISTS counter (id INTEGER PRIMARY KEY, value INTEGER NOT NULL)",
+            params![],
+        )?;
+        Ok(Counter { storage })
+    }
+
+    fn fetch(&mut self, req: Request) -> Result<Response> {
+        match (req.method(), req.path()) {
+            (Method::Get, "/") => Ok(Response::text(self.value()?.to_string())),
+            (Method::Post, "/increment") => {
+                let by = match req.query("by") {
+                    None => 1,
+                    Some(by) => match by.parse::<i64>() {
+                        Ok(by) => by,
+                        Err(_) => {
+                            return Ok(Response::error(
+                                400,
+                                format!("?by must be an integer, got {by:?}"),
+                            ))
+                        }
+                    },
+                };
+                Ok(Response::text(self.increment(by)?.to_string()))
+            }
+            (Method::Post, "/increment-then-fail") => {
+                let value = self.increment(1)?;
+                panic!("increment-then-fail: wrote {value}, now failing on purpose");
+            }
+            (_, "/" | "/increment" | "/increment-then-fail") => {
+                Ok(Response::error(405, "method not allowed"))
+            }
+            (_, path) => Ok(Response::error(404, format!("no route {path}"))),
+        }
+    }
+}
+
+export_object!(Counter);

@@ -1,0 +1,4 @@
+//! dohost: a runtime for durable objects written as WebAssembly components.
+
+pub mod limits;
+pub mod storage;

@@ -1,4 +1,21 @@
 //! dohost: a runtime for durable objects written as WebAssembly components.
+//!
+//! `Runtime` loads classes (`engine`), routes events to one `ObjectActor` per
+//! object (`registry`, `object`), which owns its `ObjectInstance` (`instance`)
+//! and `ObjectDb` (`storage`). `server` is the HTTP front end, `cli` the binary.
 
+pub mod bindings;
+pub mod cli;
+pub mod config;
+pub mod engine;
+pub mod guest_log;
+pub mod id;
+pub mod imports;
+pub mod instance;
 pub mod limits;
+pub mod metrics;
+pub mod object;
+pub mod registry;
+pub mod runtime;
+pub mod server;
 pub mod storage;

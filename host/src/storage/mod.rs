@@ -68,6 +68,9 @@ impl From<rusqlite::Error> for StorageError {
     }
 }
 
+/// Host metadata keys that `delete-all` removes with the guest's data.
+pub const META_DELETED_WITH_ALL: &[&str] = &["alarm"];
+
 pub type Result<T, E = StorageError> = std::result::Result<T, E>;
 
 /// The database of one object.

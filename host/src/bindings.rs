@@ -1,0 +1,16 @@
+//! The one `bindgen!` of the host: Rust types and traits for the `dohost:object`
+//! world. Imports are synchronous (SQLite calls are microseconds) except
+//! `namespaces`, which awaits other objects; all imports may trap.
+
+wasmtime::component::bindgen!({
+    path: "../wit",
+    world: "dohost:object/object",
+    imports: {
+        "dohost:object/namespaces": async | trappable,
+        default: trappable,
+    },
+    exports: { default: async },
+    with: {
+        "dohost:object/websockets.web-socket": crate::imports::websockets::SocketHandle,
+    },
+});

@@ -1,0 +1,91 @@
+//! The `dohost` command line.
+
+use crate::config::{Config, Overrides};
+use crate::runtime::Runtime;
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+#[derive(Parser, Debug)]
+#[command(name = "dohost", version, about = "Durable objects as WebAssembly components")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Serve the classes of a manifest over HTTP.
+    Serve {
+        /// The manifest.
+        #[arg(long, default_value = "dohost.toml")]
+        config: PathBuf,
+        /// Listen address (overrides `listen` in the manifest).
+        #[arg(long)]
+        listen: Option<SocketAddr>,
+        /// Data directory (overrides `data_dir` in the manifest).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
+}
+
+/// Runs the command line; returns when the command is done.
+pub fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("DOHOST_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    match cli.command {
+        Command::Serve { config, listen, data_dir } => {
+            let overrides = Overrides { listen, data_dir };
+            let config = Config::load(&config, &overrides)?;
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .context("starting the tokio runtime")?;
+            rt.block_on(serve(config))
+        }
+    }
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    let listen = config.listen;
+    let runtime = Runtime::new(config)?;
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))?;
+    let local = listener.local_addr()?;
+    tracing::info!(
+        "dohost listening on http://{local} (classes: {}; data in {})",
+        runtime.class_names().join(", "),
+        runtime.config.data_dir.display()
+    );
+    // Tests and tools wait for this line on stdout.
+    println!("listening on http://{local}");
+    crate::server::serve(runtime, listener, shutdown_signal()).await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => return ctrl_c.await.unwrap_or(()),
+        };
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}

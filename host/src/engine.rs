@@ -1,0 +1,175 @@
+//! The wasmtime engine: one `Engine` (component model, async, epoch
+//! interruption, pooling allocator) for the process, one compiled component and
+//! `ObjectPre` per class, and an on-disk cache of compiled components.
+//!
+//! Never instantiates anything itself: instances belong to object actors.
+
+use crate::bindings::ObjectPre;
+use crate::config::{ClassConfig, Limits};
+use crate::instance::InstanceState;
+use crate::limits::EPOCH_TICK;
+use anyhow::{anyhow, Context};
+use std::hash::{Hash, Hasher};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+use wasmtime::component::{Component, Linker};
+use wasmtime::{Config, InstanceAllocationStrategy, PoolingAllocationConfig};
+
+/// Core instances a single component may hold (Python components hold ~32).
+const MAX_CORE_INSTANCES_PER_COMPONENT: u32 = 64;
+/// Instance slots beyond `max_active`, for instances being torn down.
+const SPARE_SLOTS: u32 = 16;
+
+/// The process-wide engine and linker.
+pub struct Engine {
+    engine: wasmtime::Engine,
+    linker: Linker<InstanceState>,
+    cache_dir: PathBuf,
+}
+
+/// One loaded class: its name and pre-linked component.
+pub struct ClassRuntime {
+    pub name: Arc<str>,
+    pub pre: ObjectPre<InstanceState>,
+    pub component: Component,
+    /// Bytes of the component file.
+    pub size: u64,
+    /// How the component was obtained: compiled now or loaded from the cache.
+    pub load: LoadKind,
+    pub load_time: std::time::Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoadKind {
+    Compiled,
+    Cached,
+}
+
+impl Engine {
+    /// Creates the engine sized for `limits` and starts its epoch ticker.
+    pub fn new(limits: &Limits, data_dir: &Path) -> anyhow::Result<Engine> {
+        let slots = u32::try_from(limits.max_active)
+            .unwrap_or(u32::MAX / 64)
+            .saturating_add(SPARE_SLOTS);
+        let mut pool = PoolingAllocationConfig::new();
+        pool.total_component_instances(slots)
+            .total_core_instances(slots.saturating_mul(8))
+            .max_core_instances_per_component(MAX_CORE_INSTANCES_PER_COMPONENT)
+            .max_memories_per_component(MAX_CORE_INSTANCES_PER_COMPONENT)
+            .max_tables_per_component(MAX_CORE_INSTANCES_PER_COMPONENT)
+            .total_memories(slots.saturating_mul(4))
+            .total_tables(slots.saturating_mul(8))
+            .total_stacks(slots)
+            .max_memory_size(limits.memory_per_instance as usize);
+        let mut config = Config::new();
+        config
+            .wasm_component_model(true)
+            .epoch_interruption(true)
+            .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        let engine = wasmtime::Engine::new(&config).map_err(|e| anyhow!("creating the wasm engine: {e}"))?;
+        start_epoch_ticker(&engine);
+
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)
+            .map_err(|e| anyhow!("linking WASI: {e}"))?;
+        crate::imports::add_to_linker(&mut linker)?;
+        Ok(Engine {
+            engine,
+            linker,
+            cache_dir: data_dir.join("_dohost").join("compiled"),
+        })
+    }
+
+    pub fn wasmtime(&self) -> &wasmtime::Engine {
+        &self.engine
+    }
+
+    /// Compiles (or loads from the cache) and pre-links a class's component.
+    pub fn load_class(&self, class: &ClassConfig) -> anyhow::Result<ClassRuntime> {
+        let started = Instant::now();
+        let path = &class.component;
+        let bytes = std::fs::read(path)
+            .with_context(|| format!("class {}: cannot read {}", class.name, path.display()))?;
+        let (component, load) = self
+            .compile_cached(&bytes)
+            .with_context(|| format!("class {}: {} is not a valid WebAssembly component", class.name, path.display()))?;
+        let pre = self
+            .linker
+            .instantiate_pre(&component)
+            .map_err(|e| anyhow!("{e:#}"))
+            .with_context(|| {
+                format!(
+                    "class {}: {} imports something the host does not provide (build it against wit/ world dohost:object/object)",
+                    class.name,
+                    path.display()
+                )
+            })?;
+        let pre = ObjectPre::new(pre).map_err(|e| anyhow!("{e:#}")).with_context(|| {
+            format!(
+                "class {}: {} does not implement the world dohost:object/object (it must export dohost:object/handler)",
+                class.name,
+                path.display()
+            )
+        })?;
+        Ok(ClassRuntime {
+            name: class.name.as_str().into(),
+            pre,
+            component,
+            size: bytes.len() as u64,
+            load,
+            load_time: started.elapsed(),
+        })
+    }
+
+    /// A compiled component for `bytes`, from the cache when its key matches
+    /// (component bytes, wasmtime version and engine configuration).
+    fn compile_cached(&self, bytes: &[u8]) -> anyhow::Result<(Component, LoadKind)> {
+        let mut engine_hash = std::collections::hash_map::DefaultHasher::new();
+        self.engine.precompile_compatibility_hash().hash(&mut engine_hash);
+        let mut key = blake3::Hasher::new();
+        key.update(bytes);
+        key.update(&engine_hash.finish().to_le_bytes());
+        key.update(env!("CARGO_PKG_VERSION").as_bytes());
+        let file = self.cache_dir.join(format!("{}.cwasm", key.finalize().to_hex()));
+        if file.is_file() {
+            // SAFETY: the file was written by `Component::serialize` of an engine
+            // with the same compatibility hash (it is in the key), into the
+            // host's own data dir.
+            match unsafe { Component::deserialize_file(&self.engine, &file) } {
+                Ok(component) => return Ok((component, LoadKind::Cached)),
+                Err(e) => tracing::warn!("ignoring unusable compiled cache {}: {e}", file.display()),
+            }
+        }
+        let component = Component::new(&self.engine, bytes).map_err(|e| anyhow!("{e:#}"))?;
+        if let Err(e) = self.store_compiled(&component, &file) {
+            tracing::warn!("cannot cache compiled component at {}: {e:#}", file.display());
+        }
+        Ok((component, LoadKind::Compiled))
+    }
+
+    fn store_compiled(&self, component: &Component, file: &Path) -> anyhow::Result<()> {
+        std::fs::create_dir_all(&self.cache_dir)?;
+        let data = component.serialize().map_err(|e| anyhow!("{e}"))?;
+        // Write then rename, so a crash never leaves a torn cache entry.
+        let tmp = file.with_extension(format!("tmp{}", std::process::id()));
+        std::fs::write(&tmp, data)?;
+        std::fs::rename(&tmp, file)?;
+        Ok(())
+    }
+}
+
+/// Advances the engine's epoch every `EPOCH_TICK` until the engine is dropped.
+fn start_epoch_ticker(engine: &wasmtime::Engine) {
+    let weak = engine.weak();
+    std::thread::Builder::new()
+        .name("dohost-epoch".into())
+        .spawn(move || loop {
+            std::thread::sleep(EPOCH_TICK);
+            match weak.upgrade() {
+                Some(engine) => engine.increment_epoch(),
+                None => return,
+            }
+        })
+        .expect("spawning the epoch thread");
+}

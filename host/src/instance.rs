@@ -1,0 +1,256 @@
+//! One component instance of an object: its wasmtime `Store` (with the
+//! object's database inside), the exported handler, and the per-call limits.
+//!
+//! Owned by exactly one object actor; never shared, never called concurrently.
+//! After any failure the instance must be dropped (`into_db` keeps the database).
+
+use crate::bindings::dohost::object::types::{Request, Response};
+use crate::bindings::Object;
+use crate::engine::ClassRuntime;
+use crate::guest_log::GuestLog;
+use crate::id::ObjectId;
+use crate::storage::ObjectDb;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use wasmtime::component::ResourceTable;
+use wasmtime::{Store, UpdateDeadline};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+/// Why an event failed inside the guest. The event is rolled back and the
+/// instance discarded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum GuestFailure {
+    #[error("trapped: {0}")]
+    Trap(String),
+    #[error("exceeded the CPU limit of {0:?} per event (limits.cpu_per_event)")]
+    CpuLimit(Duration),
+    #[error("exceeded the memory limit of {} MiB per instance (limits.memory_per_instance_mib)", .0 / (1024 * 1024))]
+    MemoryLimit(u64),
+    #[error("aborted: {0}")]
+    Aborted(String),
+    #[error("storage failure: {0}")]
+    Storage(String),
+    #[error("constructor failed: {0}")]
+    Init(String),
+}
+
+/// Marker error raised by the epoch callback when an event runs too long.
+#[derive(Debug)]
+struct CpuLimitExceeded;
+
+impl std::fmt::Display for CpuLimitExceeded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CPU limit exceeded")
+    }
+}
+
+impl std::error::Error for CpuLimitExceeded {}
+
+/// Caps linear memory and remembers whether the cap was hit.
+struct MemoryLimiter {
+    limit: u64,
+    exceeded: bool,
+}
+
+impl wasmtime::ResourceLimiter for MemoryLimiter {
+    fn memory_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        if desired as u64 > self.limit {
+            self.exceeded = true;
+            return Err(wasmtime::Error::msg("memory limit exceeded"));
+        }
+        Ok(true)
+    }
+
+    fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        Ok(desired <= 1_000_000)
+    }
+}
+
+/// The store data of an object instance: what host imports can reach.
+pub struct InstanceState {
+    wasi: WasiCtx,
+    pub(crate) table: ResourceTable,
+    limiter: MemoryLimiter,
+    pub(crate) db: ObjectDb,
+    pub(crate) class: Arc<str>,
+    pub(crate) id: ObjectId,
+    pub(crate) name: Option<String>,
+    /// Set by a storage import when the database itself failed.
+    pub(crate) storage_failure: Option<String>,
+    /// Set by `state.abort`.
+    pub(crate) aborted: Option<String>,
+    deadline: Instant,
+    log: GuestLog,
+}
+
+impl WasiView for InstanceState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl InstanceState {
+    /// Records a fatal storage error for the actor and returns the guest message.
+    pub(crate) fn storage_error(&mut self, err: crate::storage::StorageError) -> String {
+        if err.is_fatal() {
+            self.storage_failure.get_or_insert_with(|| err.to_string());
+        }
+        err.to_string()
+    }
+}
+
+/// Limits applied to every call into an instance.
+#[derive(Debug, Clone, Copy)]
+pub struct CallLimits {
+    pub cpu: Duration,
+    pub memory: u64,
+}
+
+/// A live instance of an object.
+pub struct ObjectInstance {
+    store: Store<InstanceState>,
+    bindings: Object,
+    limits: CallLimits,
+}
+
+impl ObjectInstance {
+    /// Instantiates `class` for object `id` with its database. On failure the
+    /// database is handed back.
+    pub async fn instantiate(
+        class: &ClassRuntime,
+        id: ObjectId,
+        name: Option<String>,
+        db: ObjectDb,
+        limits: CallLimits,
+    ) -> Result<ObjectInstance, (String, ObjectDb)> {
+        let log = GuestLog::new(format!("{}/{id}", class.name));
+        let wasi = WasiCtx::builder()
+            .stdout(log.clone())
+            .stderr(log.clone())
+            .build();
+        let state = InstanceState {
+            wasi,
+            table: ResourceTable::new(),
+            limiter: MemoryLimiter {
+                limit: limits.memory,
+                exceeded: false,
+            },
+            db,
+            class: class.name.clone(),
+            id,
+            name,
+            storage_failure: None,
+            aborted: None,
+            deadline: Instant::now() + limits.cpu,
+            log,
+        };
+        let mut store = Store::new(class.pre.engine(), state);
+        store.limiter(|s| &mut s.limiter);
+        store.epoch_deadline_callback(|ctx| {
+            if Instant::now() >= ctx.data().deadline {
+                Err(wasmtime::Error::new(CpuLimitExceeded))
+            } else {
+                Ok(UpdateDeadline::Yield(1))
+            }
+        });
+        store.set_epoch_deadline(1);
+        match class.pre.instantiate_async(&mut store).await {
+            Ok(bindings) => Ok(ObjectInstance {
+                store,
+                bindings,
+                limits,
+            }),
+            Err(e) => Err((format!("instantiation failed: {e:#}"), store.into_data().db)),
+        }
+    }
+
+    pub fn db(&mut self) -> &mut ObjectDb {
+        &mut self.store.data_mut().db
+    }
+
+    /// Drops the instance and keeps the database.
+    pub fn into_db(self) -> ObjectDb {
+        self.store.into_data().db
+    }
+
+    /// Remembers the object's name for `state.name()` once it is known.
+    pub fn learn_name(&mut self, name: &Option<String>) {
+        if let (None, Some(n)) = (&self.store.data().name, name) {
+            self.store.data_mut().name = Some(n.clone());
+        }
+    }
+
+    fn start_call(&mut self) {
+        let state = self.store.data_mut();
+        state.deadline = Instant::now() + self.limits.cpu;
+        state.log.start_event();
+        state.storage_failure = None;
+        // The deadline is absolute: re-arm it before every call.
+        self.store.set_epoch_deadline(1);
+    }
+
+    /// Turns a failed call (or a call that hit a storage failure) into the reason.
+    fn failure(&mut self, err: Option<wasmtime::Error>) -> Option<GuestFailure> {
+        let state = self.store.data_mut();
+        if let Some(f) = state.storage_failure.take() {
+            return Some(GuestFailure::Storage(f));
+        }
+        let err = err?;
+        if state.limiter.exceeded {
+            return Some(GuestFailure::MemoryLimit(self.limits.memory));
+        }
+        if err.downcast_ref::<CpuLimitExceeded>().is_some() {
+            return Some(GuestFailure::CpuLimit(self.limits.cpu));
+        }
+        if let Some(reason) = state.aborted.take() {
+            return Some(GuestFailure::Aborted(reason));
+        }
+        let trap = match err.downcast_ref::<wasmtime::Trap>() {
+            Some(trap) => trap.to_string(),
+            None => format!("{}", err.root_cause()),
+        };
+        let output = state.log.tail();
+        Some(GuestFailure::Trap(if output.is_empty() {
+            trap
+        } else {
+            format!("{trap}; guest output: {output}")
+        }))
+    }
+
+    /// Runs the constructor.
+    pub async fn init(&mut self) -> Result<(), GuestFailure> {
+        self.start_call();
+        let result = self
+            .bindings
+            .dohost_object_handler()
+            .call_init(&mut self.store)
+            .await;
+        match result {
+            Ok(inner) => match self.failure(None) {
+                Some(f) => Err(f),
+                None => inner.map_err(GuestFailure::Init),
+            },
+            Err(e) => Err(self.failure(Some(e)).expect("an error is a failure")),
+        }
+    }
+
+    /// Delivers an HTTP request.
+    pub async fn fetch(&mut self, req: &Request) -> Result<Response, GuestFailure> {
+        self.start_call();
+        let result = self
+            .bindings
+            .dohost_object_handler()
+            .call_fetch(&mut self.store, req)
+            .await;
+        match result {
+            Ok(res) => match self.failure(None) {
+                Some(f) => Err(f),
+                None => Ok(res),
+            },
+            Err(e) => Err(self.failure(Some(e)).expect("an error is a failure")),
+        }
+    }
+}

@@ -1,0 +1,120 @@
+//! Prometheus metrics of the runtime, served at `/_dohost/metrics`.
+//!
+//! Gauges that track a resource (live instances) are moved by RAII guards, so
+//! they cannot drift when an instance is dropped on an error path.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ClassLabel {
+    pub class: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct EventLabels {
+    pub class: String,
+    pub kind: String,
+    pub outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabel {
+    pub reason: String,
+}
+
+/// Every metric of the process.
+pub struct Metrics {
+    registry: Registry,
+    pub instances_active: Gauge,
+    pub objects_hibernated: Gauge,
+    pub instantiations: Family<ClassLabel, Counter>,
+    pub events: Family<EventLabels, Counter>,
+    pub mailbox_depth: Gauge,
+    pub hibernations: Family<ReasonLabel, Counter>,
+    pub commits: Counter,
+    pub events_committed: Counter,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::default();
+        let m = Metrics {
+            instances_active: Gauge::default(),
+            objects_hibernated: Gauge::default(),
+            instantiations: Family::default(),
+            events: Family::default(),
+            mailbox_depth: Gauge::default(),
+            hibernations: Family::default(),
+            commits: Counter::default(),
+            events_committed: Counter::default(),
+            registry: Registry::default(),
+        };
+        registry.register("dohost_instances_active", "Objects with a live component instance", m.instances_active.clone());
+        registry.register("dohost_objects_hibernated", "Objects evicted from memory (idle or LRU) and not woken since", m.objects_hibernated.clone());
+        registry.register("dohost_instantiations", "Component instances created", m.instantiations.clone());
+        registry.register("dohost_events", "Events delivered, by class, kind and outcome", m.events.clone());
+        registry.register("dohost_mailbox_depth", "Events queued in object mailboxes", m.mailbox_depth.clone());
+        registry.register("dohost_hibernations", "Instances evicted, by reason (idle, lru)", m.hibernations.clone());
+        registry.register("dohost_commits", "Storage transactions committed (each covers one or more events)", m.commits.clone());
+        registry.register("dohost_events_committed", "Events made durable by those commits", m.events_committed.clone());
+        Metrics { registry, ..m }
+    }
+}
+
+impl Metrics {
+    /// The metrics in Prometheus text format.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        // Writing to a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+
+    pub fn event(&self, class: &str, kind: &str, outcome: &str) {
+        self.events
+            .get_or_create(&EventLabels {
+                class: class.to_string(),
+                kind: kind.to_string(),
+                outcome: outcome.to_string(),
+            })
+            .inc();
+    }
+
+    pub fn hibernation(&self, reason: &str) {
+        self.hibernations
+            .get_or_create(&ReasonLabel {
+                reason: reason.to_string(),
+            })
+            .inc();
+    }
+
+    /// Counts a new instance; the guard uncounts it when dropped.
+    pub fn instance_started(&self, class: &str) -> LiveGuard {
+        self.instantiations
+            .get_or_create(&ClassLabel {
+                class: class.to_string(),
+            })
+            .inc();
+        LiveGuard::new(self.instances_active.clone())
+    }
+}
+
+/// Holds one unit of a gauge while alive.
+pub struct LiveGuard(Gauge);
+
+impl LiveGuard {
+    pub fn new(gauge: Gauge) -> Self {
+        gauge.inc();
+        LiveGuard(gauge)
+    }
+}
+
+impl Drop for LiveGuard {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}

@@ -1,0 +1,395 @@
+//! The object actor: one tokio task per active object, the only owner of the
+//! object's database connection and component instance.
+//!
+//! Events are processed strictly one at a time. Events that queue up while a
+//! batch runs form the next batch: one SQLite transaction with one savepoint
+//! per event, committed (one fsync) before any reply of the batch is released
+//! (the output gate). A guest failure rolls back only its own event and
+//! discards the instance; a storage failure rolls back the whole batch and
+//! resets the object. An idle object hibernates: instance and database are
+//! dropped and the actor leaves the registry.
+
+use crate::bindings::dohost::object::types::{Request, Response};
+use crate::engine::ClassRuntime;
+use crate::id::ObjectId;
+use crate::instance::{CallLimits, GuestFailure, ObjectInstance};
+use crate::limits::MAX_EVENTS_PER_COMMIT;
+use crate::metrics::LiveGuard;
+use crate::registry::{ActivePermit, ObjectKey};
+use crate::runtime::Runtime;
+use crate::storage::ObjectDb;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
+
+/// How long an event may wait for an active slot before it is refused.
+const ACTIVATION_WAIT: Duration = Duration::from_secs(10);
+
+/// What an event asks of the object.
+#[derive(Debug)]
+pub enum EventKind {
+    Fetch(Request),
+}
+
+impl EventKind {
+    fn label(&self) -> &'static str {
+        match self {
+            EventKind::Fetch(_) => "fetch",
+        }
+    }
+}
+
+/// An event in a mailbox, with the channel for its reply.
+#[derive(Debug)]
+pub struct Envelope {
+    pub kind: EventKind,
+    /// The name the object was addressed by, if any.
+    pub name: Option<String>,
+    pub reply: oneshot::Sender<Result<Response, EventError>>,
+}
+
+/// Why an event produced no reply from the guest.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum EventError {
+    #[error("object {object} is overloaded: {limit} events already queued (limits.mailbox); retry later")]
+    Overloaded { object: String, limit: usize },
+    #[error("no capacity for object {object}: all {limit} active slots stayed busy (limits.max_active); retry later")]
+    NoCapacity { object: String, limit: usize },
+    #[error("object {object} {failure}")]
+    Guest { object: String, failure: GuestFailure },
+    #[error("object {object}: storage failure: {message}; the event was rolled back and the object reset")]
+    Storage { object: String, message: String },
+    #[error("object {object}: {message}")]
+    Instantiate { object: String, message: String },
+    #[error("object {object} stopped before replying (host error)")]
+    Dropped { object: String },
+}
+
+/// The actor of one object.
+pub struct ObjectActor {
+    runtime: Arc<Runtime>,
+    class: Arc<ClassRuntime>,
+    key: ObjectKey,
+    mailbox: mpsc::Receiver<Envelope>,
+    /// Present while active. Always dropped together with `db` and `instance`.
+    permit: Option<ActivePermit>,
+    db: Option<ObjectDb>,
+    instance: Option<(ObjectInstance, LiveGuard)>,
+    name: Option<String>,
+    /// Set when the database failed; the batch is rolled back and the object reset.
+    broken: Option<String>,
+}
+
+impl ObjectActor {
+    /// Starts the actor of (class, id) and returns its mailbox.
+    pub fn spawn(runtime: Arc<Runtime>, class: Arc<ClassRuntime>, id: ObjectId) -> mpsc::Sender<Envelope> {
+        let (tx, rx) = mpsc::channel(runtime.config.limits.mailbox);
+        let key = ObjectKey {
+            class: class.name.clone(),
+            id,
+        };
+        let actor = ObjectActor {
+            runtime,
+            class,
+            key,
+            mailbox: rx,
+            permit: None,
+            db: None,
+            instance: None,
+            name: None,
+            broken: None,
+        };
+        tokio::spawn(actor.run());
+        tx
+    }
+
+    fn object(&self) -> String {
+        self.key.to_string()
+    }
+
+    async fn run(mut self) {
+        let hibernate_after = self.runtime.config.limits.hibernate_after;
+        loop {
+            let first = match &self.permit {
+                None => self.mailbox.recv().await,
+                Some(permit) => {
+                    let slot = permit.slot().clone();
+                    tokio::select! {
+                        biased;
+                        event = self.mailbox.recv() => event,
+                        () = slot.evict.notified() => {
+                            self.hibernate("lru");
+                            if self.runtime.registry.leave_if_idle(&self.key, &self.mailbox) {
+                                return;
+                            }
+                            continue;
+                        }
+                        () = tokio::time::sleep(hibernate_after) => {
+                            self.hibernate("idle");
+                            if self.runtime.registry.leave_if_idle(&self.key, &self.mailbox) {
+                                return;
+                            }
+                            continue;
+                        }
+                    }
+                }
+            };
+            let Some(first) = first else {
+                // Every sender is gone: the registry dropped us (shutdown).
+                self.hibernate("shutdown");
+                return;
+            };
+            let mut batch = vec![first];
+            while batch.len() < MAX_EVENTS_PER_COMMIT {
+                match self.mailbox.try_recv() {
+                    Ok(e) => batch.push(e),
+                    Err(_) => break,
+                }
+            }
+            self.runtime.metrics.mailbox_depth.dec_by(batch.len() as i64);
+            self.run_batch(batch).await;
+        }
+    }
+
+    /// Drops the instance and the database; the object now lives only on disk.
+    fn hibernate(&mut self, reason: &str) {
+        if self.permit.is_none() {
+            return;
+        }
+        self.instance = None;
+        self.db = None;
+        self.permit = None;
+        self.runtime.metrics.hibernation(reason);
+        if self.runtime.registry.mark_hibernated(&self.key) {
+            self.runtime.metrics.objects_hibernated.inc();
+        }
+    }
+
+    /// Drops instance and database after a storage failure (reopened on demand).
+    fn reset(&mut self) {
+        self.instance = None;
+        self.db = None;
+        self.broken = None;
+    }
+
+    /// Opens the database if needed (acquiring an active slot first).
+    async fn ensure_db(&mut self) -> Result<(), EventError> {
+        if self.permit.is_none() {
+            let limit = self.runtime.config.limits.max_active;
+            let permit = self
+                .runtime
+                .registry
+                .activate(&self.key, ACTIVATION_WAIT)
+                .await
+                .ok_or_else(|| EventError::NoCapacity { object: self.object(), limit })?;
+            self.permit = Some(permit);
+            if self.runtime.registry.mark_woken(&self.key) {
+                self.runtime.metrics.objects_hibernated.dec();
+            }
+        }
+        if self.db.is_none() && self.instance.is_none() {
+            let path = self.runtime.object_path(&self.key);
+            let db = tokio::task::block_in_place(|| ObjectDb::open(&path)).map_err(|e| EventError::Storage {
+                object: self.object(),
+                message: e.to_string(),
+            })?;
+            self.db = Some(db);
+        }
+        Ok(())
+    }
+
+    fn db(&mut self) -> &mut ObjectDb {
+        match (&mut self.instance, &mut self.db) {
+            (Some((instance, _)), _) => instance.db(),
+            (None, Some(db)) => db,
+            (None, None) => unreachable!("ensure_db runs before any storage access"),
+        }
+    }
+
+    fn storage_failed(&mut self, err: impl std::fmt::Display) -> EventError {
+        let message = err.to_string();
+        self.broken.get_or_insert_with(|| message.clone());
+        EventError::Storage {
+            object: self.object(),
+            message,
+        }
+    }
+
+    /// Moves the database out of a failed instance and undoes its event.
+    fn discard_instance(&mut self) {
+        if let Some((instance, _guard)) = self.instance.take() {
+            let mut db = instance.into_db();
+            if let Err(e) = db.undo_event() {
+                self.broken.get_or_insert_with(|| e.to_string());
+            }
+            self.db = Some(db);
+        }
+    }
+
+    async fn run_batch(&mut self, batch: Vec<Envelope>) {
+        if let Err(e) = self.ensure_db().await {
+            for envelope in batch {
+                self.runtime.metrics.event(&self.key.class, envelope.kind.label(), "refused");
+                let _ = envelope.reply.send(Err(e.clone()));
+            }
+            return;
+        }
+        if let Some(permit) = &self.permit {
+            permit.touch();
+        }
+        let mut replies = Vec::with_capacity(batch.len());
+        if let Err(e) = self.db().begin() {
+            let err = self.storage_failed(e);
+            for envelope in batch {
+                replies.push((envelope.reply, envelope.kind.label(), Err(err.clone())));
+            }
+        } else {
+            for envelope in batch {
+                if self.broken.is_some() {
+                    let err = EventError::Storage {
+                        object: self.object(),
+                        message: self.broken.clone().unwrap_or_default(),
+                    };
+                    replies.push((envelope.reply, envelope.kind.label(), Err(err)));
+                    continue;
+                }
+                if self.name.is_none() {
+                    self.name = envelope.name.clone();
+                }
+                let label = envelope.kind.label();
+                let result = self.run_event(envelope.kind).await;
+                replies.push((envelope.reply, label, result));
+            }
+            if let Some(message) = self.broken.clone() {
+                self.db().rollback();
+                let err = EventError::Storage {
+                    object: self.object(),
+                    message,
+                };
+                for reply in &mut replies {
+                    reply.2 = Err(err.clone());
+                }
+                self.reset();
+            } else {
+                let db = self.db();
+                let committed = tokio::task::block_in_place(|| db.commit());
+                match committed {
+                    Ok(()) => {
+                        self.runtime.metrics.commits.inc();
+                        self.runtime.metrics.events_committed.inc_by(replies.len() as u64);
+                    }
+                    Err(e) => {
+                        let err = self.storage_failed(e);
+                        for reply in &mut replies {
+                            reply.2 = Err(err.clone());
+                        }
+                        self.reset();
+                    }
+                }
+            }
+        }
+        // Output gate: replies leave only now, after the commit.
+        for (reply, label, result) in replies {
+            let outcome = match &result {
+                Ok(_) => "ok",
+                Err(EventError::Guest { .. }) => "guest_failure",
+                Err(EventError::Storage { .. }) => "storage_failure",
+                Err(_) => "error",
+            };
+            self.runtime.metrics.event(&self.key.class, label, outcome);
+            let _ = reply.send(result);
+        }
+    }
+
+    /// Makes sure a constructed instance exists (inside the batch transaction).
+    async fn ensure_instance(&mut self) -> Result<(), EventError> {
+        if self.instance.is_some() {
+            return Ok(());
+        }
+        let db = self.db.take().expect("database is open outside an instance");
+        // The name is learned from the first event addressed by name, and kept.
+        let stored_name = match db.meta("name") {
+            Ok(Some(rusqlite::types::Value::Text(n))) => Some(n),
+            Ok(_) => None,
+            Err(e) => {
+                self.db = Some(db);
+                return Err(self.storage_failed(e));
+            }
+        };
+        if let (None, Some(name)) = (&stored_name, &self.name) {
+            if let Err(e) = db.set_meta("name", rusqlite::types::Value::Text(name.clone())) {
+                self.db = Some(db);
+                return Err(self.storage_failed(e));
+            }
+        }
+        let name = stored_name.or_else(|| self.name.clone());
+        let limits = CallLimits {
+            cpu: self.runtime.config.limits.cpu_per_event,
+            memory: self.runtime.config.limits.memory_per_instance,
+        };
+        let mut instance = match ObjectInstance::instantiate(&self.class, self.key.id, name, db, limits).await {
+            Ok(instance) => instance,
+            Err((message, db)) => {
+                self.db = Some(db);
+                return Err(EventError::Instantiate {
+                    object: self.object(),
+                    message,
+                });
+            }
+        };
+        let guard = self.runtime.metrics.instance_started(&self.key.class);
+        if let Err(e) = instance.db().begin_event() {
+            self.db = Some(instance.into_db());
+            return Err(self.storage_failed(e));
+        }
+        self.instance = Some((instance, guard));
+        let (instance, _) = self.instance.as_mut().expect("just set");
+        match instance.init().await {
+            Ok(()) => {
+                if let Err(e) = instance.db().finish_event() {
+                    return Err(self.storage_failed(e));
+                }
+                Ok(())
+            }
+            Err(failure) => {
+                self.discard_instance();
+                Err(self.guest_failed(failure))
+            }
+        }
+    }
+
+    fn guest_failed(&mut self, failure: GuestFailure) -> EventError {
+        if let GuestFailure::Storage(message) = &failure {
+            self.broken.get_or_insert_with(|| message.clone());
+        }
+        tracing::warn!("object {} {failure}", self.key);
+        EventError::Guest {
+            object: self.object(),
+            failure,
+        }
+    }
+
+    /// Runs one event in its own savepoint.
+    async fn run_event(&mut self, kind: EventKind) -> Result<Response, EventError> {
+        self.ensure_instance().await?;
+        let (instance, _) = self.instance.as_mut().expect("ensured");
+        if let Err(e) = instance.db().begin_event() {
+            return Err(self.storage_failed(e));
+        }
+        let result = match &kind {
+            EventKind::Fetch(req) => instance.fetch(req).await,
+        };
+        match result {
+            Ok(response) => {
+                if let Err(e) = instance.db().finish_event() {
+                    return Err(self.storage_failed(e));
+                }
+                Ok(response)
+            }
+            Err(failure) => {
+                self.discard_instance();
+                Err(self.guest_failed(failure))
+            }
+        }
+    }
+}

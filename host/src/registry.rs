@@ -1,0 +1,183 @@
+//! The registry of running objects: (class, id) → the mailbox of its actor,
+//! plus the cap on active objects with least-recently-used eviction.
+//!
+//! Invariant: at most one actor per object. Senders enqueue while holding the
+//! map entry's lock, and an actor leaves the map only while holding the same
+//! lock and only if its mailbox is empty; so no event is ever sent to an actor
+//! that has left, and a new actor is only spawned after the old one left.
+
+use crate::id::ObjectId;
+use crate::object::Envelope;
+use dashmap::DashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, Notify, OwnedSemaphorePermit, Semaphore};
+
+/// Identifies an object across classes.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct ObjectKey {
+    pub class: Arc<str>,
+    pub id: ObjectId,
+}
+
+impl std::fmt::Display for ObjectKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.class, self.id)
+    }
+}
+
+/// Why an event could not be enqueued.
+#[derive(Debug)]
+pub enum Enqueue {
+    /// The mailbox is full.
+    Full(Envelope),
+}
+
+/// An active object's entry for LRU eviction.
+#[derive(Default)]
+pub struct ActiveSlot {
+    last_used: AtomicU64,
+    /// Notified when the registry wants the object to hibernate.
+    pub evict: Notify,
+}
+
+/// A permit to be active (hold an open database and maybe an instance).
+pub struct ActivePermit {
+    _permit: OwnedSemaphorePermit,
+    slot: Arc<ActiveSlot>,
+    key: ObjectKey,
+    registry: Arc<Registry>,
+}
+
+impl ActivePermit {
+    /// Marks the object as just used.
+    pub fn touch(&self) {
+        self.slot
+            .last_used
+            .store(self.registry.now(), Ordering::Relaxed);
+    }
+
+    pub fn slot(&self) -> &Arc<ActiveSlot> {
+        &self.slot
+    }
+}
+
+impl Drop for ActivePermit {
+    fn drop(&mut self) {
+        self.registry.slots.remove(&self.key);
+    }
+}
+
+pub struct Registry {
+    actors: DashMap<ObjectKey, mpsc::Sender<Envelope>>,
+    hibernated: DashMap<ObjectKey, ()>,
+    slots: DashMap<ObjectKey, Arc<ActiveSlot>>,
+    permits: Arc<Semaphore>,
+    started: Instant,
+}
+
+impl Registry {
+    pub fn new(max_active: usize) -> Arc<Registry> {
+        Arc::new(Registry {
+            actors: DashMap::new(),
+            hibernated: DashMap::new(),
+            slots: DashMap::new(),
+            permits: Arc::new(Semaphore::new(max_active)),
+            started: Instant::now(),
+        })
+    }
+
+    fn now(&self) -> u64 {
+        self.started.elapsed().as_nanos() as u64
+    }
+
+    /// Enqueues `envelope` for `key`, spawning its actor with `spawn` if none runs.
+    pub fn enqueue(
+        &self,
+        key: &ObjectKey,
+        envelope: Envelope,
+        spawn: &dyn Fn() -> mpsc::Sender<Envelope>,
+    ) -> Result<(), Enqueue> {
+        let mut envelope = envelope;
+        loop {
+            let entry = self.actors.entry(key.clone()).or_insert_with(spawn);
+            match entry.try_send(envelope) {
+                Ok(()) => return Ok(()),
+                Err(mpsc::error::TrySendError::Full(e)) => return Err(Enqueue::Full(e)),
+                // The actor died without leaving (a host bug): replace it.
+                Err(mpsc::error::TrySendError::Closed(e)) => {
+                    tracing::error!("object {key} had a dead mailbox; restarting it");
+                    envelope = e;
+                    drop(entry);
+                    self.actors.remove(key);
+                }
+            }
+        }
+    }
+
+    /// Removes the actor of `key` if its mailbox is empty. Returns true if it
+    /// left; false if events arrived meanwhile (it must keep running).
+    pub fn leave_if_idle(&self, key: &ObjectKey, mailbox: &mpsc::Receiver<Envelope>) -> bool {
+        self.actors
+            .remove_if(key, |_, _| mailbox.is_empty())
+            .is_some()
+    }
+
+    /// Number of objects with a running actor.
+    pub fn actors(&self) -> usize {
+        self.actors.len()
+    }
+
+    pub fn mark_hibernated(&self, key: &ObjectKey) -> bool {
+        self.hibernated.insert(key.clone(), ()).is_none()
+    }
+
+    pub fn mark_woken(&self, key: &ObjectKey) -> bool {
+        self.hibernated.remove(key).is_some()
+    }
+
+    /// A permit to be active. When all are taken, asks the least recently used
+    /// other object to hibernate and waits, up to `wait`.
+    pub async fn activate(self: &Arc<Self>, key: &ObjectKey, wait: Duration) -> Option<ActivePermit> {
+        let deadline = Instant::now() + wait;
+        let permit = loop {
+            if let Ok(p) = self.permits.clone().try_acquire_owned() {
+                break p;
+            }
+            self.evict_lru(key);
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return None;
+            }
+            let step = left.min(Duration::from_millis(20));
+            if let Ok(Ok(p)) = tokio::time::timeout(step, self.permits.clone().acquire_owned()).await {
+                break p;
+            }
+        };
+        let slot = Arc::new(ActiveSlot::default());
+        slot.last_used.store(self.now(), Ordering::Relaxed);
+        self.slots.insert(key.clone(), slot.clone());
+        Some(ActivePermit {
+            _permit: permit,
+            slot,
+            key: key.clone(),
+            registry: Arc::clone(self),
+        })
+    }
+
+    /// Asks the least recently used active object other than `except` to hibernate.
+    fn evict_lru(&self, except: &ObjectKey) {
+        let victim = self
+            .slots
+            .iter()
+            .filter(|e| e.key() != except)
+            .min_by_key(|e| e.value().last_used.load(Ordering::Relaxed))
+            .map(|e| e.value().clone());
+        if let Some(slot) = victim {
+            // Push it to the back so concurrent evictions pick different victims.
+            slot.last_used.store(u64::MAX, Ordering::Relaxed);
+            slot.evict.notify_one();
+        }
+    }
+}

@@ -1,0 +1,249 @@
+//! The HTTP front end (hyper, HTTP/1.1 with keep-alive): routing, body limits,
+//! and the mapping of every error to one status and a message a user can act on.
+//!
+//! Routes:
+//! - `ANY /obj/<class>/<name>/<path…>`     → `fetch` of the object named `<name>`
+//! - `ANY /obj/<class>/id/<hex>/<path…>`   → `fetch` of the object with that id
+//! - `GET /_dohost/health`, `GET /_dohost/metrics`
+
+use crate::bindings::dohost::object::types::{Request, Response};
+use crate::id::ObjectId;
+use crate::limits::RETRY_AFTER_SECS;
+use crate::object::EventError;
+use crate::runtime::Runtime;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::header::{HeaderName, HeaderValue};
+use hyper::{Method, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+
+type HttpResponse = hyper::Response<Full<Bytes>>;
+
+/// A client that sends no complete header within this time is disconnected.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Serves HTTP on `listener` until `shutdown` completes, then lets in-flight
+/// requests finish.
+pub async fn serve(runtime: Arc<Runtime>, listener: TcpListener, shutdown: impl Future<Output = ()>) {
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .keep_alive(true);
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, _peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(conn) => conn,
+                Err(e) => {
+                    // Out of file descriptors and the like: back off, keep serving.
+                    tracing::warn!("accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let runtime = runtime.clone();
+        let service = hyper::service::service_fn(move |req| {
+            let runtime = runtime.clone();
+            async move { Ok::<_, std::convert::Infallible>(route(&runtime, req).await) }
+        });
+        let conn = http.serve_connection(TokioIo::new(stream), service);
+        let conn = graceful.watch(conn);
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!("connection ended: {e}");
+            }
+        });
+    }
+    graceful.shutdown().await;
+}
+
+/// A JSON error body `{"error": message}` with `status`.
+pub fn error_response(status: StatusCode, message: impl Into<String>) -> HttpResponse {
+    let body = serde_json::json!({ "error": message.into() }).to_string();
+    let mut res = hyper::Response::new(Full::new(Bytes::from(body)));
+    *res.status_mut() = status;
+    res.headers_mut()
+        .insert(hyper::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    res
+}
+
+fn text_response(status: StatusCode, content_type: &'static str, body: String) -> HttpResponse {
+    let mut res = hyper::Response::new(Full::new(Bytes::from(body)));
+    *res.status_mut() = status;
+    res.headers_mut()
+        .insert(hyper::header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    res
+}
+
+/// The HTTP form of an event error.
+pub fn event_error_response(err: &EventError) -> HttpResponse {
+    let status = match err {
+        EventError::Overloaded { .. } | EventError::NoCapacity { .. } => StatusCode::SERVICE_UNAVAILABLE,
+        EventError::Guest { .. }
+        | EventError::Storage { .. }
+        | EventError::Instantiate { .. }
+        | EventError::Dropped { .. } => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    let mut res = error_response(status, err.to_string());
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        res.headers_mut()
+            .insert(hyper::header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
+    }
+    res
+}
+
+async fn route(runtime: &Arc<Runtime>, req: hyper::Request<Incoming>) -> HttpResponse {
+    let path = req.uri().path().to_string();
+    let segments: Vec<&str> = path.trim_start_matches('/').splitn(4, '/').collect();
+    match segments.as_slice() {
+        ["_dohost", "health"] => text_response(StatusCode::OK, "text/plain; charset=utf-8", "ok\n".into()),
+        ["_dohost", "metrics"] => text_response(
+            StatusCode::OK,
+            "text/plain; version=0.0.4; charset=utf-8",
+            runtime.metrics.render(),
+        ),
+        ["obj", rest @ ..] => object_route(runtime, req, rest).await,
+        _ => error_response(
+            StatusCode::NOT_FOUND,
+            format!(
+                "no route for {path}; use /obj/<class>/<name>/<path>, /obj/<class>/id/<hex>/<path>, /_dohost/health or /_dohost/metrics"
+            ),
+        ),
+    }
+}
+
+/// Decodes `%XX` escapes of a path segment.
+fn percent_decode(segment: &str) -> Result<String, String> {
+    let bytes = segment.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = bytes
+                .get(i + 1..i + 3)
+                .and_then(|h| std::str::from_utf8(h).ok())
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+                .ok_or_else(|| format!("invalid percent-escape in {segment:?}"))?;
+            out.push(hex);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).map_err(|_| format!("{segment:?} is not UTF-8 once decoded"))
+}
+
+async fn object_route(runtime: &Arc<Runtime>, req: hyper::Request<Incoming>, rest: &[&str]) -> HttpResponse {
+    // rest = [class, name, path…] or [class, "id", hex/path…] (split at most 3 times).
+    let (class_name, target, tail) = match rest {
+        [class, target, tail] => (*class, *target, Some(*tail)),
+        [class, target] => (*class, *target, None),
+        _ => {
+            return error_response(
+                StatusCode::NOT_FOUND,
+                "missing object: use /obj/<class>/<name>/<path> or /obj/<class>/id/<hex>/<path>",
+            )
+        }
+    };
+    let Some(class) = runtime.class(class_name) else {
+        return error_response(
+            StatusCode::NOT_FOUND,
+            format!(
+                "unknown class {class_name:?}; known classes: {}",
+                runtime.class_names().join(", ")
+            ),
+        );
+    };
+    let (id, name, object_path) = if target == "id" {
+        let tail = tail.unwrap_or("");
+        let (hex, path) = tail.split_once('/').unwrap_or((tail, ""));
+        match ObjectId::parse(hex) {
+            Ok(id) => (id, None, path.to_string()),
+            Err(e) => return error_response(StatusCode::BAD_REQUEST, e.to_string()),
+        }
+    } else {
+        let name = match percent_decode(target) {
+            Ok(name) if !name.is_empty() => name,
+            Ok(_) => return error_response(StatusCode::BAD_REQUEST, "empty object name: use /obj/<class>/<name>/<path>"),
+            Err(e) => return error_response(StatusCode::BAD_REQUEST, format!("bad object name: {e}")),
+        };
+        (ObjectId::from_name(class_name, &name), Some(name), tail.unwrap_or("").to_string())
+    };
+    let url = match req.uri().query() {
+        Some(q) => format!("/{object_path}?{q}"),
+        None => format!("/{object_path}"),
+    };
+    let method = req.method().clone();
+    let headers = req
+        .headers()
+        .iter()
+        .map(|(k, v)| (k.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+        .collect();
+    let limit = runtime.config.limits.max_body_bytes;
+    let body = match Limited::new(req.into_body(), limit).collect().await {
+        Ok(body) => body.to_bytes(),
+        Err(e) => {
+            return if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
+                error_response(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    format!("request body larger than {limit} bytes (limits.max_body_bytes)"),
+                )
+            } else {
+                error_response(StatusCode::BAD_REQUEST, format!("reading the request body failed: {e}"))
+            };
+        }
+    };
+    let request = Request {
+        method: method.as_str().to_string(),
+        url,
+        headers,
+        body: body.to_vec(),
+    };
+    match runtime.fetch(class, id, name, request).await {
+        Ok(response) => guest_response(response, &method),
+        Err(e) => event_error_response(&e),
+    }
+}
+
+/// Converts the guest's response, refusing what HTTP cannot carry.
+fn guest_response(res: Response, method: &Method) -> HttpResponse {
+    let Ok(status) = StatusCode::from_u16(res.status) else {
+        return error_response(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("the object returned an invalid HTTP status {}", res.status),
+        );
+    };
+    if status == StatusCode::SWITCHING_PROTOCOLS {
+        return error_response(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "the object returned 101 but WebSockets are not supported yet",
+        );
+    }
+    let body = if method == Method::HEAD { Vec::new() } else { res.body };
+    let mut out = hyper::Response::new(Full::new(Bytes::from(body)));
+    *out.status_mut() = status;
+    for (name, value) in res.headers {
+        match (HeaderName::try_from(name.as_str()), HeaderValue::try_from(value.as_str())) {
+            (Ok(n), Ok(v)) => {
+                out.headers_mut().append(n, v);
+            }
+            _ => {
+                return error_response(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    format!("the object returned an invalid header {name:?}"),
+                )
+            }
+        }
+    }
+    out
+}

@@ -61,8 +61,7 @@ pub fn web_socket_close<T: DurableObject>(
     was_clean: bool,
 ) -> Result<(), String> {
     let ws = WebSocket::from_wit(ws);
-    with_instance(|o: &mut T| o.web_socket_close(ws, code, reason, was_clean))
-        .map_err(String::from)
+    with_instance(|o: &mut T| o.web_socket_close(ws, code, reason, was_clean)).map_err(String::from)
 }
 
 pub fn web_socket_error<T: DurableObject>(

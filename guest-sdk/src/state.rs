@@ -74,10 +74,13 @@ impl State {
     /// Sets (or clears, with `None`) the pair the host answers without waking
     /// the object.
     pub fn set_web_socket_auto_response(&self, pair: Option<AutoResponse>) -> Result<()> {
-        websockets::set_auto_response(pair.map(|p| websockets::AutoResponse {
-            request: p.request,
-            response: p.response,
-        }).as_ref())
+        websockets::set_auto_response(
+            pair.map(|p| websockets::AutoResponse {
+                request: p.request,
+                response: p.response,
+            })
+            .as_ref(),
+        )
         .map_err(Error::from)
     }
 

@@ -49,8 +49,11 @@ impl ListOptions {
 }
 
 fn decode<T: DeserializeOwned>(key: &str, bytes: &[u8]) -> Result<T> {
-    serde_json::from_slice(bytes)
-        .map_err(|e| Error::new(format!("value of key {key:?} is not the expected JSON: {e}")))
+    serde_json::from_slice(bytes).map_err(|e| {
+        Error::new(format!(
+            "value of key {key:?} is not the expected JSON: {e}"
+        ))
+    })
 }
 
 impl Storage {

@@ -46,6 +46,7 @@ pub enum ConfigError {
 struct RawManifest {
     listen: Option<String>,
     data_dir: Option<PathBuf>,
+    cache_dir: Option<PathBuf>,
     #[serde(default)]
     limits: RawLimits,
     #[serde(default)]
@@ -123,6 +124,8 @@ pub struct ClassConfig {
 pub struct Config {
     pub listen: SocketAddr,
     pub data_dir: PathBuf,
+    /// Where compiled components are cached (default `<data_dir>/_dohost/compiled`).
+    pub cache_dir: PathBuf,
     pub limits: Limits,
     pub classes: Vec<ClassConfig>,
 }
@@ -153,10 +156,7 @@ impl Config {
             path: path.to_path_buf(),
             source,
         })?;
-        let base = path
-            .parent()
-            .map(Path::to_path_buf)
-            .unwrap_or_default();
+        let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
         Config::parse(&text, path, &base, overrides)
     }
 
@@ -180,7 +180,10 @@ impl Config {
         let listen = match (overrides.listen, raw.listen) {
             (Some(addr), _) => addr,
             (None, Some(s)) => s.parse().map_err(|e| {
-                invalid("listen", format!("{s:?} is not an address like 127.0.0.1:8787 ({e})"))
+                invalid(
+                    "listen",
+                    format!("{s:?} is not an address like 127.0.0.1:8787 ({e})"),
+                )
             })?,
             (None, None) => DEFAULT_LISTEN.parse().expect("default address parses"),
         };
@@ -189,13 +192,20 @@ impl Config {
             (None, Some(dir)) => base.join(dir),
             (None, None) => base.join(DEFAULT_DATA_DIR),
         };
+        let cache_dir = match raw.cache_dir {
+            Some(dir) => base.join(dir),
+            None => data_dir.join("_dohost").join("compiled"),
+        };
 
         let duration = |key: &str, value: &Option<String>, default: Duration| match value {
             None => Ok(default),
             Some(s) => match humantime::parse_duration(s) {
                 Ok(d) if !d.is_zero() => Ok(d),
                 Ok(_) => Err(invalid(key, "must be greater than zero".into())),
-                Err(e) => Err(invalid(key, format!("{s:?} is not a duration like \"10s\" or \"500ms\" ({e})"))),
+                Err(e) => Err(invalid(
+                    key,
+                    format!("{s:?} is not a duration like \"10s\" or \"500ms\" ({e})"),
+                )),
             },
         };
         let positive = |key: &str, value: Option<usize>, default: usize| match value {
@@ -205,22 +215,40 @@ impl Config {
         };
         let d = Limits::default();
         let limits = Limits {
-            hibernate_after: duration("limits.hibernate_after", &raw.limits.hibernate_after, d.hibernate_after)?,
+            hibernate_after: duration(
+                "limits.hibernate_after",
+                &raw.limits.hibernate_after,
+                d.hibernate_after,
+            )?,
             max_active: positive("limits.max_active", raw.limits.max_active, d.max_active)?,
-            cpu_per_event: duration("limits.cpu_per_event", &raw.limits.cpu_per_event, d.cpu_per_event)?,
+            cpu_per_event: duration(
+                "limits.cpu_per_event",
+                &raw.limits.cpu_per_event,
+                d.cpu_per_event,
+            )?,
             memory_per_instance: match raw.limits.memory_per_instance_mib {
                 Some(mib @ 1..=4096) => mib * 1024 * 1024,
                 Some(_) => {
-                    return Err(invalid("limits.memory_per_instance_mib", "must be between 1 and 4096".into()))
+                    return Err(invalid(
+                        "limits.memory_per_instance_mib",
+                        "must be between 1 and 4096".into(),
+                    ))
                 }
                 None => d.memory_per_instance,
             },
             mailbox: positive("limits.mailbox", raw.limits.mailbox, d.mailbox)?,
-            max_body_bytes: positive("limits.max_body_bytes", raw.limits.max_body_bytes, d.max_body_bytes)?,
+            max_body_bytes: positive(
+                "limits.max_body_bytes",
+                raw.limits.max_body_bytes,
+                d.max_body_bytes,
+            )?,
         };
 
         if raw.classes.is_empty() {
-            return Err(invalid("classes", "no classes: add a [classes.<Name>] table with a component path".into()));
+            return Err(invalid(
+                "classes",
+                "no classes: add a [classes.<Name>] table with a component path".into(),
+            ));
         }
         let mut classes = Vec::new();
         for (name, class) in &raw.classes {
@@ -232,10 +260,16 @@ impl Config {
             if !component.is_file() {
                 return Err(invalid(
                     &format!("{key}.component"),
-                    format!("component file {} not found (build it with `make build`)", component.display()),
+                    format!(
+                        "component file {} not found (build it with `make build`)",
+                        component.display()
+                    ),
                 ));
             }
-            classes.push(ClassConfig { name: name.clone(), component });
+            classes.push(ClassConfig {
+                name: name.clone(),
+                component,
+            });
         }
 
         let mut tags = Vec::new();
@@ -246,7 +280,10 @@ impl Config {
                 return Err(invalid(&format!("{key}.tag"), "must not be empty".into()));
             }
             if tags.contains(&m.tag) {
-                return Err(invalid(&format!("{key}.tag"), format!("tag {:?} is used twice", m.tag)));
+                return Err(invalid(
+                    &format!("{key}.tag"),
+                    format!("tag {:?} is used twice", m.tag),
+                ));
             }
             tags.push(m.tag.clone());
             if !m.new_classes.is_empty() {
@@ -258,15 +295,25 @@ impl Config {
                 ("transferred_classes", m.transferred_classes.is_empty()),
             ] {
                 if !empty {
-                    return Err(invalid(&format!("{key}.{field}"), "not supported yet: only new_sqlite_classes migrations are implemented".into()));
+                    return Err(invalid(
+                        &format!("{key}.{field}"),
+                        "not supported yet: only new_sqlite_classes migrations are implemented"
+                            .into(),
+                    ));
                 }
             }
             for class in &m.new_sqlite_classes {
                 if !raw.classes.contains_key(class) {
-                    return Err(invalid(&format!("{key}.new_sqlite_classes"), format!("unknown class {class:?}: it has no [classes.{class}] entry")));
+                    return Err(invalid(
+                        &format!("{key}.new_sqlite_classes"),
+                        format!("unknown class {class:?}: it has no [classes.{class}] entry"),
+                    ));
                 }
                 if migrated.insert(class.clone(), m.tag.clone()).is_some() {
-                    return Err(invalid(&format!("{key}.new_sqlite_classes"), format!("class {class:?} is created by two migrations")));
+                    return Err(invalid(
+                        &format!("{key}.new_sqlite_classes"),
+                        format!("class {class:?} is created by two migrations"),
+                    ));
                 }
             }
         }
@@ -286,7 +333,13 @@ impl Config {
             ));
         }
 
-        Ok(Config { listen, data_dir, limits, classes })
+        Ok(Config {
+            listen,
+            data_dir,
+            cache_dir,
+            limits,
+            classes,
+        })
     }
 }
 
@@ -297,7 +350,12 @@ mod tests {
     fn parse(text: &str) -> Result<Config, ConfigError> {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("a.wasm"), b"").unwrap();
-        Config::parse(text, Path::new("dohost.toml"), dir.path(), &Overrides::default())
+        Config::parse(
+            text,
+            Path::new("dohost.toml"),
+            dir.path(),
+            &Overrides::default(),
+        )
     }
 
     const GOOD: &str = r#"
@@ -319,7 +377,8 @@ mod tests {
 
     #[test]
     fn a_class_without_migration_is_refused_by_name() {
-        let err = parse(r#"
+        let err = parse(
+            r#"
             [classes.Counter]
             component = "a.wasm"
             [classes.Other]
@@ -327,7 +386,10 @@ mod tests {
             [[migrations]]
             tag = "v1"
             new_sqlite_classes = ["Counter"]
-        "#).unwrap_err().to_string();
+        "#,
+        )
+        .unwrap_err()
+        .to_string();
         assert!(err.contains("migrations required"), "{err}");
         assert!(err.contains("Other"), "{err}");
     }
@@ -336,13 +398,31 @@ mod tests {
     fn errors_name_the_offending_key() {
         let cases = [
             (format!("listen = \"nope\"\n{GOOD}"), "listen"),
-            (format!("[limits]\nhibernate_after = \"soon\"\n{GOOD}"), "limits.hibernate_after"),
-            (format!("[limits]\nmax_active = 0\n{GOOD}"), "limits.max_active"),
+            (
+                format!("[limits]\nhibernate_after = \"soon\"\n{GOOD}"),
+                "limits.hibernate_after",
+            ),
+            (
+                format!("[limits]\nmax_active = 0\n{GOOD}"),
+                "limits.max_active",
+            ),
             (format!("[limits]\nbogus = 1\n{GOOD}"), "bogus"),
-            (GOOD.replace("a.wasm", "missing.wasm"), "classes.Counter.component"),
-            (GOOD.replace("[\"Counter\"]", "[\"Counter\", \"Nope\"]"), "new_sqlite_classes"),
-            (format!("{GOOD}\n[[migrations]]\ntag = \"v1\"\n"), "migrations[1].tag"),
-            (format!("{GOOD}\n[[migrations]]\ntag = \"v2\"\nnew_classes = [\"X\"]\n"), "new_classes"),
+            (
+                GOOD.replace("a.wasm", "missing.wasm"),
+                "classes.Counter.component",
+            ),
+            (
+                GOOD.replace("[\"Counter\"]", "[\"Counter\", \"Nope\"]"),
+                "new_sqlite_classes",
+            ),
+            (
+                format!("{GOOD}\n[[migrations]]\ntag = \"v1\"\n"),
+                "migrations[1].tag",
+            ),
+            (
+                format!("{GOOD}\n[[migrations]]\ntag = \"v2\"\nnew_classes = [\"X\"]\n"),
+                "new_classes",
+            ),
             (GOOD.replace("Counter", "Bad-Name"), "classes.Bad-Name"),
         ];
         for (text, key) in cases {
@@ -359,7 +439,13 @@ mod tests {
             listen: Some("127.0.0.1:9".parse().unwrap()),
             data_dir: Some("/tmp/x".into()),
         };
-        let c = Config::parse(&format!("listen = \"0.0.0.0:1\"\n{GOOD}"), Path::new("m"), dir.path(), &o).unwrap();
+        let c = Config::parse(
+            &format!("listen = \"0.0.0.0:1\"\n{GOOD}"),
+            Path::new("m"),
+            dir.path(),
+            &o,
+        )
+        .unwrap();
         assert_eq!(c.listen.to_string(), "127.0.0.1:9");
         assert_eq!(c.data_dir, PathBuf::from("/tmp/x"));
     }

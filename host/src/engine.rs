@@ -48,7 +48,7 @@ pub enum LoadKind {
 
 impl Engine {
     /// Creates the engine sized for `limits` and starts its epoch ticker.
-    pub fn new(limits: &Limits, data_dir: &Path) -> anyhow::Result<Engine> {
+    pub fn new(limits: &Limits, cache_dir: &Path) -> anyhow::Result<Engine> {
         let slots = u32::try_from(limits.max_active)
             .unwrap_or(u32::MAX / 64)
             .saturating_add(SPARE_SLOTS);
@@ -67,7 +67,8 @@ impl Engine {
             .wasm_component_model(true)
             .epoch_interruption(true)
             .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
-        let engine = wasmtime::Engine::new(&config).map_err(|e| anyhow!("creating the wasm engine: {e}"))?;
+        let engine =
+            wasmtime::Engine::new(&config).map_err(|e| anyhow!("creating the wasm engine: {e}"))?;
         start_epoch_ticker(&engine);
 
         let mut linker = Linker::new(&engine);
@@ -77,7 +78,7 @@ impl Engine {
         Ok(Engine {
             engine,
             linker,
-            cache_dir: data_dir.join("_dohost").join("compiled"),
+            cache_dir: cache_dir.to_path_buf(),
         })
     }
 
@@ -91,9 +92,13 @@ impl Engine {
         let path = &class.component;
         let bytes = std::fs::read(path)
             .with_context(|| format!("class {}: cannot read {}", class.name, path.display()))?;
-        let (component, load) = self
-            .compile_cached(&bytes)
-            .with_context(|| format!("class {}: {} is not a valid WebAssembly component", class.name, path.display()))?;
+        let (component, load) = self.compile_cached(&bytes).with_context(|| {
+            format!(
+                "class {}: {} is not a valid WebAssembly component",
+                class.name,
+                path.display()
+            )
+        })?;
         let pre = self
             .linker
             .instantiate_pre(&component)
@@ -126,24 +131,33 @@ impl Engine {
     /// (component bytes, wasmtime version and engine configuration).
     fn compile_cached(&self, bytes: &[u8]) -> anyhow::Result<(Component, LoadKind)> {
         let mut engine_hash = std::collections::hash_map::DefaultHasher::new();
-        self.engine.precompile_compatibility_hash().hash(&mut engine_hash);
+        self.engine
+            .precompile_compatibility_hash()
+            .hash(&mut engine_hash);
         let mut key = blake3::Hasher::new();
         key.update(bytes);
         key.update(&engine_hash.finish().to_le_bytes());
         key.update(env!("CARGO_PKG_VERSION").as_bytes());
-        let file = self.cache_dir.join(format!("{}.cwasm", key.finalize().to_hex()));
+        let file = self
+            .cache_dir
+            .join(format!("{}.cwasm", key.finalize().to_hex()));
         if file.is_file() {
             // SAFETY: the file was written by `Component::serialize` of an engine
             // with the same compatibility hash (it is in the key), into the
             // host's own data dir.
             match unsafe { Component::deserialize_file(&self.engine, &file) } {
                 Ok(component) => return Ok((component, LoadKind::Cached)),
-                Err(e) => tracing::warn!("ignoring unusable compiled cache {}: {e}", file.display()),
+                Err(e) => {
+                    tracing::warn!("ignoring unusable compiled cache {}: {e}", file.display())
+                }
             }
         }
         let component = Component::new(&self.engine, bytes).map_err(|e| anyhow!("{e:#}"))?;
         if let Err(e) = self.store_compiled(&component, &file) {
-            tracing::warn!("cannot cache compiled component at {}: {e:#}", file.display());
+            tracing::warn!(
+                "cannot cache compiled component at {}: {e:#}",
+                file.display()
+            );
         }
         Ok((component, LoadKind::Compiled))
     }

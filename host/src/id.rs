@@ -96,7 +96,9 @@ mod tests {
         let id = ObjectId::new_unique();
         let text = id.to_string();
         assert_eq!(text.len(), 64);
-        assert!(text.bytes().all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c)));
+        assert!(text
+            .bytes()
+            .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c)));
         assert_eq!(ObjectId::parse(&text), Ok(id));
         assert_ne!(ObjectId::new_unique(), id);
     }

@@ -53,14 +53,46 @@ impl Default for Metrics {
             events_committed: Counter::default(),
             registry: Registry::default(),
         };
-        registry.register("dohost_instances_active", "Objects with a live component instance", m.instances_active.clone());
-        registry.register("dohost_objects_hibernated", "Objects evicted from memory (idle or LRU) and not woken since", m.objects_hibernated.clone());
-        registry.register("dohost_instantiations", "Component instances created", m.instantiations.clone());
-        registry.register("dohost_events", "Events delivered, by class, kind and outcome", m.events.clone());
-        registry.register("dohost_mailbox_depth", "Events queued in object mailboxes", m.mailbox_depth.clone());
-        registry.register("dohost_hibernations", "Instances evicted, by reason (idle, lru)", m.hibernations.clone());
-        registry.register("dohost_commits", "Storage transactions committed (each covers one or more events)", m.commits.clone());
-        registry.register("dohost_events_committed", "Events made durable by those commits", m.events_committed.clone());
+        registry.register(
+            "dohost_instances_active",
+            "Objects with a live component instance",
+            m.instances_active.clone(),
+        );
+        registry.register(
+            "dohost_objects_hibernated",
+            "Objects evicted from memory (idle or LRU) and not woken since",
+            m.objects_hibernated.clone(),
+        );
+        registry.register(
+            "dohost_instantiations",
+            "Component instances created",
+            m.instantiations.clone(),
+        );
+        registry.register(
+            "dohost_events",
+            "Events delivered, by class, kind and outcome",
+            m.events.clone(),
+        );
+        registry.register(
+            "dohost_mailbox_depth",
+            "Events queued in object mailboxes",
+            m.mailbox_depth.clone(),
+        );
+        registry.register(
+            "dohost_hibernations",
+            "Instances evicted, by reason (idle, lru)",
+            m.hibernations.clone(),
+        );
+        registry.register(
+            "dohost_commits",
+            "Storage transactions committed (each covers one or more events)",
+            m.commits.clone(),
+        );
+        registry.register(
+            "dohost_events_committed",
+            "Events made durable by those commits",
+            m.events_committed.clone(),
+        );
         Metrics { registry, ..m }
     }
 }

@@ -56,7 +56,10 @@ pub enum EventError {
     #[error("no capacity for object {object}: all {limit} active slots stayed busy (limits.max_active); retry later")]
     NoCapacity { object: String, limit: usize },
     #[error("object {object} {failure}")]
-    Guest { object: String, failure: GuestFailure },
+    Guest {
+        object: String,
+        failure: GuestFailure,
+    },
     #[error("object {object}: storage failure: {message}; the event was rolled back and the object reset")]
     Storage { object: String, message: String },
     #[error("object {object}: {message}")]
@@ -82,7 +85,11 @@ pub struct ObjectActor {
 
 impl ObjectActor {
     /// Starts the actor of (class, id) and returns its mailbox.
-    pub fn spawn(runtime: Arc<Runtime>, class: Arc<ClassRuntime>, id: ObjectId) -> mpsc::Sender<Envelope> {
+    pub fn spawn(
+        runtime: Arc<Runtime>,
+        class: Arc<ClassRuntime>,
+        id: ObjectId,
+    ) -> mpsc::Sender<Envelope> {
         let (tx, rx) = mpsc::channel(runtime.config.limits.mailbox);
         let key = ObjectKey {
             class: class.name.clone(),
@@ -146,7 +153,10 @@ impl ObjectActor {
                     Err(_) => break,
                 }
             }
-            self.runtime.metrics.mailbox_depth.dec_by(batch.len() as i64);
+            self.runtime
+                .metrics
+                .mailbox_depth
+                .dec_by(batch.len() as i64);
             self.run_batch(batch).await;
         }
     }
@@ -181,7 +191,10 @@ impl ObjectActor {
                 .registry
                 .activate(&self.key, ACTIVATION_WAIT)
                 .await
-                .ok_or_else(|| EventError::NoCapacity { object: self.object(), limit })?;
+                .ok_or_else(|| EventError::NoCapacity {
+                    object: self.object(),
+                    limit,
+                })?;
             self.permit = Some(permit);
             if self.runtime.registry.mark_woken(&self.key) {
                 self.runtime.metrics.objects_hibernated.dec();
@@ -189,9 +202,11 @@ impl ObjectActor {
         }
         if self.db.is_none() && self.instance.is_none() {
             let path = self.runtime.object_path(&self.key);
-            let db = tokio::task::block_in_place(|| ObjectDb::open(&path)).map_err(|e| EventError::Storage {
-                object: self.object(),
-                message: e.to_string(),
+            let db = tokio::task::block_in_place(|| ObjectDb::open(&path)).map_err(|e| {
+                EventError::Storage {
+                    object: self.object(),
+                    message: e.to_string(),
+                }
             })?;
             self.db = Some(db);
         }
@@ -229,7 +244,9 @@ impl ObjectActor {
     async fn run_batch(&mut self, batch: Vec<Envelope>) {
         if let Err(e) = self.ensure_db().await {
             for envelope in batch {
-                self.runtime.metrics.event(&self.key.class, envelope.kind.label(), "refused");
+                self.runtime
+                    .metrics
+                    .event(&self.key.class, envelope.kind.label(), "refused");
                 let _ = envelope.reply.send(Err(e.clone()));
             }
             return;
@@ -276,7 +293,10 @@ impl ObjectActor {
                 match committed {
                     Ok(()) => {
                         self.runtime.metrics.commits.inc();
-                        self.runtime.metrics.events_committed.inc_by(replies.len() as u64);
+                        self.runtime
+                            .metrics
+                            .events_committed
+                            .inc_by(replies.len() as u64);
                     }
                     Err(e) => {
                         let err = self.storage_failed(e);
@@ -306,7 +326,10 @@ impl ObjectActor {
         if self.instance.is_some() {
             return Ok(());
         }
-        let db = self.db.take().expect("database is open outside an instance");
+        let db = self
+            .db
+            .take()
+            .expect("database is open outside an instance");
         // The name is learned from the first event addressed by name, and kept.
         let stored_name = match db.meta("name") {
             Ok(Some(rusqlite::types::Value::Text(n))) => Some(n),
@@ -327,16 +350,17 @@ impl ObjectActor {
             cpu: self.runtime.config.limits.cpu_per_event,
             memory: self.runtime.config.limits.memory_per_instance,
         };
-        let mut instance = match ObjectInstance::instantiate(&self.class, self.key.id, name, db, limits).await {
-            Ok(instance) => instance,
-            Err((message, db)) => {
-                self.db = Some(db);
-                return Err(EventError::Instantiate {
-                    object: self.object(),
-                    message,
-                });
-            }
-        };
+        let mut instance =
+            match ObjectInstance::instantiate(&self.class, self.key.id, name, db, limits).await {
+                Ok(instance) => instance,
+                Err((message, db)) => {
+                    self.db = Some(db);
+                    return Err(EventError::Instantiate {
+                        object: self.object(),
+                        message,
+                    });
+                }
+            };
         let guard = self.runtime.metrics.instance_started(&self.key.class);
         if let Err(e) = instance.db().begin_event() {
             self.db = Some(instance.into_db());

@@ -30,8 +30,8 @@ impl std::fmt::Display for ObjectKey {
 /// Why an event could not be enqueued.
 #[derive(Debug)]
 pub enum Enqueue {
-    /// The mailbox is full.
-    Full(Envelope),
+    /// The mailbox is full (the event is dropped).
+    Full,
 }
 
 /// An active object's entry for LRU eviction.
@@ -104,7 +104,7 @@ impl Registry {
             let entry = self.actors.entry(key.clone()).or_insert_with(spawn);
             match entry.try_send(envelope) {
                 Ok(()) => return Ok(()),
-                Err(mpsc::error::TrySendError::Full(e)) => return Err(Enqueue::Full(e)),
+                Err(mpsc::error::TrySendError::Full(_)) => return Err(Enqueue::Full),
                 // The actor died without leaving (a host bug): replace it.
                 Err(mpsc::error::TrySendError::Closed(e)) => {
                     tracing::error!("object {key} had a dead mailbox; restarting it");
@@ -139,7 +139,11 @@ impl Registry {
 
     /// A permit to be active. When all are taken, asks the least recently used
     /// other object to hibernate and waits, up to `wait`.
-    pub async fn activate(self: &Arc<Self>, key: &ObjectKey, wait: Duration) -> Option<ActivePermit> {
+    pub async fn activate(
+        self: &Arc<Self>,
+        key: &ObjectKey,
+        wait: Duration,
+    ) -> Option<ActivePermit> {
         let deadline = Instant::now() + wait;
         let permit = loop {
             if let Ok(p) = self.permits.clone().try_acquire_owned() {
@@ -151,7 +155,9 @@ impl Registry {
                 return None;
             }
             let step = left.min(Duration::from_millis(20));
-            if let Ok(Ok(p)) = tokio::time::timeout(step, self.permits.clone().acquire_owned()).await {
+            if let Ok(Ok(p)) =
+                tokio::time::timeout(step, self.permits.clone().acquire_owned()).await
+            {
                 break p;
             }
         };

@@ -28,7 +28,7 @@ impl Runtime {
     pub fn new(config: Config) -> anyhow::Result<Arc<Runtime>> {
         std::fs::create_dir_all(&config.data_dir)
             .with_context(|| format!("creating data dir {}", config.data_dir.display()))?;
-        let engine = Engine::new(&config.limits, &config.data_dir)?;
+        let engine = Engine::new(&config.limits, &config.cache_dir)?;
         let mut classes = BTreeMap::new();
         for class in &config.classes {
             let loaded = engine.load_class(class)?;
@@ -76,7 +76,8 @@ impl Runtime {
         name: Option<String>,
         request: Request,
     ) -> Result<Response, EventError> {
-        self.deliver(class, id, name, EventKind::Fetch(request)).await
+        self.deliver(class, id, name, EventKind::Fetch(request))
+            .await
     }
 
     async fn deliver(
@@ -95,7 +96,7 @@ impl Runtime {
         let spawn = || ObjectActor::spawn(Arc::clone(self), Arc::clone(class), id);
         match self.registry.enqueue(&key, envelope, &spawn) {
             Ok(()) => self.metrics.mailbox_depth.inc(),
-            Err(Enqueue::Full(_)) => {
+            Err(Enqueue::Full) => {
                 self.metrics.event(&class.name, "fetch", "overloaded");
                 return Err(EventError::Overloaded {
                     object: key.to_string(),

@@ -29,7 +29,11 @@ const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Serves HTTP on `listener` until `shutdown` completes, then lets in-flight
 /// requests finish.
-pub async fn serve(runtime: Arc<Runtime>, listener: TcpListener, shutdown: impl Future<Output = ()>) {
+pub async fn serve(
+    runtime: Arc<Runtime>,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()>,
+) {
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
@@ -71,23 +75,29 @@ pub fn error_response(status: StatusCode, message: impl Into<String>) -> HttpRes
     let body = serde_json::json!({ "error": message.into() }).to_string();
     let mut res = hyper::Response::new(Full::new(Bytes::from(body)));
     *res.status_mut() = status;
-    res.headers_mut()
-        .insert(hyper::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    res.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     res
 }
 
 fn text_response(status: StatusCode, content_type: &'static str, body: String) -> HttpResponse {
     let mut res = hyper::Response::new(Full::new(Bytes::from(body)));
     *res.status_mut() = status;
-    res.headers_mut()
-        .insert(hyper::header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    res.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        HeaderValue::from_static(content_type),
+    );
     res
 }
 
 /// The HTTP form of an event error.
 pub fn event_error_response(err: &EventError) -> HttpResponse {
     let status = match err {
-        EventError::Overloaded { .. } | EventError::NoCapacity { .. } => StatusCode::SERVICE_UNAVAILABLE,
+        EventError::Overloaded { .. } | EventError::NoCapacity { .. } => {
+            StatusCode::SERVICE_UNAVAILABLE
+        }
         EventError::Guest { .. }
         | EventError::Storage { .. }
         | EventError::Instantiate { .. }
@@ -95,8 +105,10 @@ pub fn event_error_response(err: &EventError) -> HttpResponse {
     };
     let mut res = error_response(status, err.to_string());
     if status == StatusCode::SERVICE_UNAVAILABLE {
-        res.headers_mut()
-            .insert(hyper::header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
+        res.headers_mut().insert(
+            hyper::header::RETRY_AFTER,
+            HeaderValue::from(RETRY_AFTER_SECS),
+        );
     }
     res
 }
@@ -143,18 +155,21 @@ fn percent_decode(segment: &str) -> Result<String, String> {
     String::from_utf8(out).map_err(|_| format!("{segment:?} is not UTF-8 once decoded"))
 }
 
-async fn object_route(runtime: &Arc<Runtime>, req: hyper::Request<Incoming>, rest: &[&str]) -> HttpResponse {
+async fn object_route(
+    runtime: &Arc<Runtime>,
+    req: hyper::Request<Incoming>,
+    rest: &[&str],
+) -> HttpResponse {
     // rest = [class, name, path…] or [class, "id", hex/path…] (split at most 3 times).
-    let (class_name, target, tail) = match rest {
-        [class, target, tail] => (*class, *target, Some(*tail)),
-        [class, target] => (*class, *target, None),
-        _ => {
-            return error_response(
+    let (class_name, target, tail) =
+        match rest {
+            [class, target, tail] => (*class, *target, Some(*tail)),
+            [class, target] => (*class, *target, None),
+            _ => return error_response(
                 StatusCode::NOT_FOUND,
                 "missing object: use /obj/<class>/<name>/<path> or /obj/<class>/id/<hex>/<path>",
-            )
-        }
-    };
+            ),
+        };
     let Some(class) = runtime.class(class_name) else {
         return error_response(
             StatusCode::NOT_FOUND,
@@ -174,10 +189,21 @@ async fn object_route(runtime: &Arc<Runtime>, req: hyper::Request<Incoming>, res
     } else {
         let name = match percent_decode(target) {
             Ok(name) if !name.is_empty() => name,
-            Ok(_) => return error_response(StatusCode::BAD_REQUEST, "empty object name: use /obj/<class>/<name>/<path>"),
-            Err(e) => return error_response(StatusCode::BAD_REQUEST, format!("bad object name: {e}")),
+            Ok(_) => {
+                return error_response(
+                    StatusCode::BAD_REQUEST,
+                    "empty object name: use /obj/<class>/<name>/<path>",
+                )
+            }
+            Err(e) => {
+                return error_response(StatusCode::BAD_REQUEST, format!("bad object name: {e}"))
+            }
         };
-        (ObjectId::from_name(class_name, &name), Some(name), tail.unwrap_or("").to_string())
+        (
+            ObjectId::from_name(class_name, &name),
+            Some(name),
+            tail.unwrap_or("").to_string(),
+        )
     };
     let url = match req.uri().query() {
         Some(q) => format!("/{object_path}?{q}"),
@@ -187,19 +213,30 @@ async fn object_route(runtime: &Arc<Runtime>, req: hyper::Request<Incoming>, res
     let headers = req
         .headers()
         .iter()
-        .map(|(k, v)| (k.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+        .map(|(k, v)| {
+            (
+                k.as_str().to_string(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
         .collect();
     let limit = runtime.config.limits.max_body_bytes;
     let body = match Limited::new(req.into_body(), limit).collect().await {
         Ok(body) => body.to_bytes(),
         Err(e) => {
-            return if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
+            return if e
+                .downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some()
+            {
                 error_response(
                     StatusCode::PAYLOAD_TOO_LARGE,
                     format!("request body larger than {limit} bytes (limits.max_body_bytes)"),
                 )
             } else {
-                error_response(StatusCode::BAD_REQUEST, format!("reading the request body failed: {e}"))
+                error_response(
+                    StatusCode::BAD_REQUEST,
+                    format!("reading the request body failed: {e}"),
+                )
             };
         }
     };
@@ -229,11 +266,18 @@ fn guest_response(res: Response, method: &Method) -> HttpResponse {
             "the object returned 101 but WebSockets are not supported yet",
         );
     }
-    let body = if method == Method::HEAD { Vec::new() } else { res.body };
+    let body = if method == Method::HEAD {
+        Vec::new()
+    } else {
+        res.body
+    };
     let mut out = hyper::Response::new(Full::new(Bytes::from(body)));
     *out.status_mut() = status;
     for (name, value) in res.headers {
-        match (HeaderName::try_from(name.as_str()), HeaderValue::try_from(value.as_str())) {
+        match (
+            HeaderName::try_from(name.as_str()),
+            HeaderValue::try_from(value.as_str()),
+        ) {
             (Ok(n), Ok(v)) => {
                 out.headers_mut().append(n, v);
             }

@@ -1,1 +1,287 @@
+//! Test harness: starts the real `dohost` binary on a free loopback port with a
+//! temporary data dir and the guest components built from `examples/` and
+//! `tests/fixtures/`, and talks to it over real HTTP.
+//!
+//! Build first (`make build`, or `make test` which does it): the harness uses
+//! `target/release/dohost` (or `$DOHOST_BIN`) and `target/wasm32-wasip2/guest/*.wasm`.
 
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+/// The workspace root.
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ is in the workspace")
+        .to_path_buf()
+}
+
+/// The `dohost` binary under test.
+pub fn dohost_bin() -> PathBuf {
+    let bin = std::env::var_os("DOHOST_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("target/release/dohost"));
+    assert!(
+        bin.is_file(),
+        "{} is missing: run `make build` first",
+        bin.display()
+    );
+    bin
+}
+
+/// A guest component built by `make build` (crate name with `-` as `_`).
+pub fn guest(crate_name: &str) -> PathBuf {
+    let path = root().join(format!(
+        "target/wasm32-wasip2/guest/{}.wasm",
+        crate_name.replace('-', "_")
+    ));
+    assert!(
+        path.is_file(),
+        "{} is missing: run `make build` first",
+        path.display()
+    );
+    path
+}
+
+/// The classes every test host serves.
+pub fn standard_classes() -> Vec<(&'static str, PathBuf)> {
+    vec![
+        ("Counter", guest("counter")),
+        ("TenantDb", guest("tenant-db")),
+        ("Hostile", guest("hostile")),
+    ]
+}
+
+/// A manifest for `classes` with extra top-level TOML (e.g. a `[limits]` table).
+pub fn manifest(classes: &[(&str, PathBuf)], extra: &str) -> String {
+    let mut m = String::new();
+    m.push_str(&format!(
+        "cache_dir = {:?}\n",
+        root().join("target/dohost-test-cache")
+    ));
+    m.push_str(extra);
+    m.push('\n');
+    for (name, path) in classes {
+        m.push_str(&format!("[classes.{name}]\ncomponent = {:?}\n", path));
+    }
+    let names: Vec<String> = classes.iter().map(|(n, _)| format!("{n:?}")).collect();
+    m.push_str(&format!(
+        "[[migrations]]\ntag = \"v1\"\nnew_sqlite_classes = [{}]\n",
+        names.join(", ")
+    ));
+    m
+}
+
+/// A running `dohost serve`.
+pub struct TestHost {
+    child: Option<Child>,
+    pub url: String,
+    pub dir: tempfile::TempDir,
+    pub client: reqwest::Client,
+}
+
+/// An HTTP reply: status, body text and headers.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub body: String,
+    pub headers: reqwest::header::HeaderMap,
+}
+
+impl Reply {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
+    }
+}
+
+impl TestHost {
+    /// Starts a host with the standard classes and `extra` manifest TOML.
+    pub async fn start(extra: &str) -> TestHost {
+        Self::start_with(&standard_classes(), extra).await
+    }
+
+    pub async fn start_with(classes: &[(&str, PathBuf)], extra: &str) -> TestHost {
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::fs::write(dir.path().join("dohost.toml"), manifest(classes, extra))
+            .expect("write manifest");
+        let mut host = TestHost {
+            child: None,
+            url: String::new(),
+            dir,
+            client: reqwest::Client::builder()
+                .timeout(Duration::from_secs(60))
+                .build()
+                .expect("http client"),
+        };
+        host.launch().await;
+        host
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    async fn launch(&mut self) {
+        let mut child = Command::new(dohost_bin())
+            .arg("serve")
+            .arg("--config")
+            .arg(self.dir.path().join("dohost.toml"))
+            .arg("--listen")
+            .arg("127.0.0.1:0")
+            .arg("--data-dir")
+            .arg(self.data_dir())
+            .env(
+                "DOHOST_LOG",
+                std::env::var("DOHOST_LOG").unwrap_or_else(|_| "warn".into()),
+            )
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("spawn dohost");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        let ready = tokio::time::timeout(Duration::from_secs(120), async {
+            while let Ok(Some(line)) = lines.next_line().await {
+                if let Some(url) = line.strip_prefix("listening on ") {
+                    return Some(url.trim().to_string());
+                }
+            }
+            None
+        })
+        .await
+        .ok()
+        .flatten();
+        let Some(url) = ready else {
+            let mut err = String::new();
+            if let Some(mut stderr) = child.stderr.take() {
+                let _ =
+                    tokio::time::timeout(Duration::from_secs(5), stderr.read_to_string(&mut err))
+                        .await;
+            }
+            panic!("dohost did not start: {err}");
+        };
+        // Keep draining stderr so the host never blocks on a full pipe.
+        if let Some(stderr) = child.stderr.take() {
+            tokio::spawn(async move {
+                let mut lines = BufReader::new(stderr).lines();
+                while let Ok(Some(line)) = lines.next_line().await {
+                    eprintln!("[dohost] {line}");
+                }
+            });
+        }
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        self.url = url;
+        self.child = Some(child);
+    }
+
+    /// Kills the process (SIGKILL) and waits for it to exit.
+    pub async fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill().await;
+        }
+    }
+
+    /// Kills and starts the host again on the same data dir.
+    pub async fn restart(&mut self) {
+        self.kill().await;
+        self.launch().await;
+    }
+
+    pub async fn request(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: impl Into<reqwest::Body>,
+    ) -> Reply {
+        let res = self
+            .client
+            .request(method, format!("{}{path}", self.url))
+            .body(body)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{path}: {e}"));
+        let status = res.status().as_u16();
+        let headers = res.headers().clone();
+        let body = res.text().await.expect("body");
+        Reply {
+            status,
+            body,
+            headers,
+        }
+    }
+
+    pub async fn get(&self, path: &str) -> Reply {
+        self.request(reqwest::Method::GET, path, "").await
+    }
+
+    pub async fn post(&self, path: &str, body: impl Into<reqwest::Body>) -> Reply {
+        self.request(reqwest::Method::POST, path, body).await
+    }
+
+    /// POSTs JSON and parses a JSON reply.
+    pub async fn post_json(&self, path: &str, body: serde_json::Value) -> (u16, serde_json::Value) {
+        let reply = self.post(path, body.to_string()).await;
+        let json = reply.json();
+        (reply.status, json)
+    }
+
+    /// The current metrics, keyed by `name{labels}`.
+    pub async fn metrics(&self) -> Metrics {
+        let text = self.get("/_dohost/metrics").await.body;
+        let mut values = BTreeMap::new();
+        for line in text
+            .lines()
+            .filter(|l| !l.starts_with('#') && !l.is_empty())
+        {
+            if let Some((key, value)) = line.rsplit_once(' ') {
+                values.insert(key.to_string(), value.parse().unwrap_or(f64::NAN));
+            }
+        }
+        Metrics(values)
+    }
+}
+
+/// Parsed Prometheus text.
+#[derive(Debug, Clone)]
+pub struct Metrics(pub BTreeMap<String, f64>);
+
+impl Metrics {
+    /// The value of `key` (e.g. `dohost_instances_active`), 0 if absent.
+    pub fn get(&self, key: &str) -> f64 {
+        self.0.get(key).copied().unwrap_or(0.0)
+    }
+
+    /// Sum over all label sets of `name`.
+    pub fn sum(&self, name: &str) -> f64 {
+        self.0
+            .iter()
+            .filter(|(k, _)| k.as_str() == name || k.starts_with(&format!("{name}{{")))
+            .map(|(_, v)| v)
+            .sum()
+    }
+}
+
+/// Polls `check` until it returns true, failing after `timeout`. For waiting on
+/// state the host exposes (metrics) where no event can be awaited directly.
+pub async fn eventually<F, Fut>(timeout: Duration, what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if check().await {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}

@@ -137,8 +137,10 @@ impl TenantDb {
                     json!({ "ok": true })
                 }
                 (None, None, Some(entries)) => {
-                    let entries: Vec<(String, Value)> =
-                        entries.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+                    let entries: Vec<(String, Value)> = entries
+                        .iter()
+                        .map(|(k, v)| (k.clone(), v.clone()))
+                        .collect();
                     s.put_many(&entries)?;
                     json!({ "ok": true })
                 }
@@ -188,11 +190,18 @@ impl DurableObject for TenantDb {
             (Method::Post, "/sql") => self.sql(&req),
             (Method::Post, "/kv") => self.kv(&req),
             (_, "/sql" | "/kv") => return Ok(Response::error(405, "use POST")),
-            (_, path) => return Ok(Response::error(404, format!("no route {path}; use /sql or /kv"))),
+            (_, path) => {
+                return Ok(Response::error(
+                    404,
+                    format!("no route {path}; use /sql or /kv"),
+                ))
+            }
         };
         match result {
             Ok(value) => Response::json(&value),
-            Err(BadRequest(error)) => Ok(Response::json(&json!({ "error": error }))?.with_status(400)),
+            Err(BadRequest(error)) => {
+                Ok(Response::json(&json!({ "error": error }))?.with_status(400))
+            }
         }
     }
 }

@@ -12,7 +12,10 @@ pub fn add_to_linker(linker: &mut Linker<InstanceState>) -> wasmtime::Result<()>
 type Entry = (String, Vec<u8>);
 
 impl InstanceState {
-    fn kv<T>(&mut self, f: impl FnOnce(&storage::ObjectDb) -> storage::Result<T>) -> wasmtime::Result<Result<T, String>> {
+    fn kv<T>(
+        &mut self,
+        f: impl FnOnce(&storage::ObjectDb) -> storage::Result<T>,
+    ) -> wasmtime::Result<Result<T, String>> {
         Ok(f(&self.db).map_err(|e| self.storage_error(e)))
     }
 }

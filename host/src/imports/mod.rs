@@ -27,7 +27,10 @@ pub fn add_to_linker(linker: &mut Linker<InstanceState>) -> anyhow::Result<()> {
     fn wire(r: wasmtime::Result<()>, what: &str) -> anyhow::Result<()> {
         r.map_err(|e| anyhow!("linking dohost:object/{what}: {e}"))
     }
-    wire(types::add_to_linker::<_, HasSelf<_>>(linker, |s| s), "types")?;
+    wire(
+        types::add_to_linker::<_, HasSelf<_>>(linker, |s| s),
+        "types",
+    )?;
     wire(sql::add_to_linker(linker), "sql")?;
     wire(kv::add_to_linker(linker), "kv")?;
     wire(alarms::add_to_linker(linker), "alarms")?;

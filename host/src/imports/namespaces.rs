@@ -22,7 +22,11 @@ fn check_class(class: &str) -> Result<(), String> {
 }
 
 impl namespaces::Host for InstanceState {
-    async fn id_from_name(&mut self, class: String, name: String) -> wasmtime::Result<Result<String, String>> {
+    async fn id_from_name(
+        &mut self,
+        class: String,
+        name: String,
+    ) -> wasmtime::Result<Result<String, String>> {
         Ok(check_class(&class).map(|()| ObjectId::from_name(&class, &name).to_string()))
     }
 
@@ -30,9 +34,15 @@ impl namespaces::Host for InstanceState {
         Ok(check_class(&class).map(|()| ObjectId::new_unique().to_string()))
     }
 
-    async fn id_from_string(&mut self, class: String, id: String) -> wasmtime::Result<Result<String, String>> {
+    async fn id_from_string(
+        &mut self,
+        class: String,
+        id: String,
+    ) -> wasmtime::Result<Result<String, String>> {
         Ok(check_class(&class).and_then(|()| {
-            ObjectId::parse(&id).map(|id| id.to_string()).map_err(|e| e.to_string())
+            ObjectId::parse(&id)
+                .map(|id| id.to_string())
+                .map_err(|e| e.to_string())
         }))
     }
 
@@ -46,7 +56,14 @@ impl namespaces::Host for InstanceState {
         Ok(Err(unsupported("calls between objects (namespaces.call)")))
     }
 
-    async fn fetch(&mut self, _class: String, _id: String, _req: Request) -> wasmtime::Result<Result<Response, String>> {
-        Ok(Err(unsupported("requests between objects (namespaces.fetch)")))
+    async fn fetch(
+        &mut self,
+        _class: String,
+        _id: String,
+        _req: Request,
+    ) -> wasmtime::Result<Result<Response, String>> {
+        Ok(Err(unsupported(
+            "requests between objects (namespaces.fetch)",
+        )))
     }
 }

@@ -31,12 +31,20 @@ fn to_wit(v: Value) -> SqlValue {
 }
 
 impl sql::Host for InstanceState {
-    fn exec(&mut self, query: String, params: Vec<SqlValue>) -> wasmtime::Result<Result<Cursor, String>> {
+    fn exec(
+        &mut self,
+        query: String,
+        params: Vec<SqlValue>,
+    ) -> wasmtime::Result<Result<Cursor, String>> {
         let params: Vec<Value> = params.into_iter().map(to_sqlite).collect();
         Ok(match self.db.exec(&query, &params) {
             Ok(c) => Ok(Cursor {
                 columns: c.columns,
-                rows: c.rows.into_iter().map(|r| r.into_iter().map(to_wit).collect()).collect(),
+                rows: c
+                    .rows
+                    .into_iter()
+                    .map(|r| r.into_iter().map(to_wit).collect())
+                    .collect(),
                 rows_read: c.rows_read,
                 rows_written: c.rows_written,
             }),

@@ -21,11 +21,20 @@ impl websockets::HostWebSocket for InstanceState {
         Ok(self.table.get(&ws)?.id.to_string())
     }
 
-    fn send(&mut self, _ws: Resource<SocketHandle>, _message: WsMessage) -> wasmtime::Result<Result<(), String>> {
+    fn send(
+        &mut self,
+        _ws: Resource<SocketHandle>,
+        _message: WsMessage,
+    ) -> wasmtime::Result<Result<(), String>> {
         Ok(Err(unsupported("websockets")))
     }
 
-    fn close(&mut self, _ws: Resource<SocketHandle>, _code: u16, _reason: String) -> wasmtime::Result<Result<(), String>> {
+    fn close(
+        &mut self,
+        _ws: Resource<SocketHandle>,
+        _code: u16,
+        _reason: String,
+    ) -> wasmtime::Result<Result<(), String>> {
         Ok(Err(unsupported("websockets")))
     }
 
@@ -33,15 +42,25 @@ impl websockets::HostWebSocket for InstanceState {
         Ok(Vec::new())
     }
 
-    fn serialize_attachment(&mut self, _ws: Resource<SocketHandle>, _data: Vec<u8>) -> wasmtime::Result<Result<(), String>> {
+    fn serialize_attachment(
+        &mut self,
+        _ws: Resource<SocketHandle>,
+        _data: Vec<u8>,
+    ) -> wasmtime::Result<Result<(), String>> {
         Ok(Err(unsupported("websockets")))
     }
 
-    fn deserialize_attachment(&mut self, _ws: Resource<SocketHandle>) -> wasmtime::Result<Option<Vec<u8>>> {
+    fn deserialize_attachment(
+        &mut self,
+        _ws: Resource<SocketHandle>,
+    ) -> wasmtime::Result<Option<Vec<u8>>> {
         Ok(None)
     }
 
-    fn auto_response_timestamp(&mut self, _ws: Resource<SocketHandle>) -> wasmtime::Result<Option<i64>> {
+    fn auto_response_timestamp(
+        &mut self,
+        _ws: Resource<SocketHandle>,
+    ) -> wasmtime::Result<Option<i64>> {
         Ok(None)
     }
 
@@ -52,15 +71,24 @@ impl websockets::HostWebSocket for InstanceState {
 }
 
 impl websockets::Host for InstanceState {
-    fn accept(&mut self, _tags: Vec<String>) -> wasmtime::Result<Result<Resource<SocketHandle>, String>> {
+    fn accept(
+        &mut self,
+        _tags: Vec<String>,
+    ) -> wasmtime::Result<Result<Resource<SocketHandle>, String>> {
         Ok(Err(unsupported("websockets")))
     }
 
-    fn get_web_sockets(&mut self, _tag: Option<String>) -> wasmtime::Result<Result<Vec<Resource<SocketHandle>>, String>> {
+    fn get_web_sockets(
+        &mut self,
+        _tag: Option<String>,
+    ) -> wasmtime::Result<Result<Vec<Resource<SocketHandle>>, String>> {
         Ok(Err(unsupported("websockets")))
     }
 
-    fn set_auto_response(&mut self, _pair: Option<AutoResponse>) -> wasmtime::Result<Result<(), String>> {
+    fn set_auto_response(
+        &mut self,
+        _pair: Option<AutoResponse>,
+    ) -> wasmtime::Result<Result<(), String>> {
         Ok(Err(unsupported("websockets")))
     }
 

@@ -138,8 +138,12 @@ pub fn check_guest_action(action: &AuthAction<'_>) -> Result<(), String> {
              (storage.transaction / begin-nested) instead"
                 .to_string(),
         ),
-        Attach { .. } => Err("ATTACH is not allowed: an object may only use its own database".into()),
-        Detach { .. } => Err("DETACH is not allowed: an object may only use its own database".into()),
+        Attach { .. } => {
+            Err("ATTACH is not allowed: an object may only use its own database".into())
+        }
+        Detach { .. } => {
+            Err("DETACH is not allowed: an object may only use its own database".into())
+        }
         CreateTempTable { .. } => temporary("table"),
         CreateTempIndex { .. } => temporary("index"),
         CreateTempTrigger { .. } => temporary("trigger"),

@@ -13,7 +13,10 @@ pub use guard::{check_guest_action, HOST_TABLE_PREFIX};
 pub use kv::ListOptions;
 pub use sql::Cursor;
 
-use crate::limits::{MAX_DATABASE_BYTES, MAX_NESTED_TRANSACTIONS, MAX_SQL_TEXT_BYTES, MAX_SQL_VALUE_BYTES, MAX_VALUE_BYTES, MAX_KEY_BYTES};
+use crate::limits::{
+    MAX_DATABASE_BYTES, MAX_KEY_BYTES, MAX_NESTED_TRANSACTIONS, MAX_SQL_TEXT_BYTES,
+    MAX_SQL_VALUE_BYTES, MAX_VALUE_BYTES,
+};
 use guard::SqlGuard;
 use rusqlite::{limits::Limit, Connection, OpenFlags};
 use std::path::{Path, PathBuf};
@@ -85,7 +88,9 @@ pub struct ObjectDb {
 
 impl std::fmt::Debug for ObjectDb {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ObjectDb").field("path", &self.path).finish()
+        f.debug_struct("ObjectDb")
+            .field("path", &self.path)
+            .finish()
     }
 }
 
@@ -113,7 +118,10 @@ impl ObjectDb {
         let max_pages = MAX_DATABASE_BYTES as i64 / page_size.max(512);
         conn.pragma_update(None, "max_page_count", max_pages)?;
         // A KV row holds a key and a value; the SQL limit covers both.
-        conn.set_limit(Limit::SQLITE_LIMIT_LENGTH, (MAX_VALUE_BYTES + MAX_KEY_BYTES + 1024) as i32)?;
+        conn.set_limit(
+            Limit::SQLITE_LIMIT_LENGTH,
+            (MAX_VALUE_BYTES + MAX_KEY_BYTES + 1024) as i32,
+        )?;
         conn.set_limit(Limit::SQLITE_LIMIT_SQL_LENGTH, MAX_SQL_TEXT_BYTES as i32)?;
         conn.set_limit(Limit::SQLITE_LIMIT_ATTACHED, 0)?;
         conn.set_prepared_statement_cache_capacity(64);
@@ -234,8 +242,12 @@ impl ObjectDb {
 
     /// Bytes used by the database file.
     pub fn size(&self) -> Result<u64> {
-        let pages: i64 = self.conn.pragma_query_value(None, "page_count", |r| r.get(0))?;
-        let page_size: i64 = self.conn.pragma_query_value(None, "page_size", |r| r.get(0))?;
+        let pages: i64 = self
+            .conn
+            .pragma_query_value(None, "page_count", |r| r.get(0))?;
+        let page_size: i64 = self
+            .conn
+            .pragma_query_value(None, "page_size", |r| r.get(0))?;
         Ok((pages * page_size).max(0) as u64)
     }
 
@@ -301,7 +313,6 @@ impl ObjectDb {
         }
         Ok(())
     }
-
 }
 
 #[cfg(test)]

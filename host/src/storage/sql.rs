@@ -39,10 +39,12 @@ impl ObjectDb {
             )));
         }
         let guest = |f: &dyn Fn() -> Result<Cursor>| {
-            self.guard.as_guest(f).map_err(|e| match self.guard.take_denial() {
-                Some(reason) => StorageError::Refused(reason),
-                None => e,
-            })
+            self.guard
+                .as_guest(f)
+                .map_err(|e| match self.guard.take_denial() {
+                    Some(reason) => StorageError::Refused(reason),
+                    None => e,
+                })
         };
         if !query.contains(';') {
             return guest(&|| exec_one(&self.conn, query, params));
@@ -67,9 +69,7 @@ impl ObjectDb {
 fn exec_one(conn: &Connection, query: &str, params: &[Value]) -> Result<Cursor> {
     let mut stmt = match conn.prepare_cached(query) {
         Ok(stmt) => stmt,
-        Err(rusqlite::Error::Empty) => {
-            return Err(StorageError::Invalid("query is empty".into()))
-        }
+        Err(rusqlite::Error::Empty) => return Err(StorageError::Invalid("query is empty".into())),
         Err(e) => return Err(e.into()),
     };
     let expected = stmt.parameter_count();
@@ -131,7 +131,7 @@ fn run(
     }
     let changes_before = conn.total_changes();
     stmt.reset_status(StatementStatus::FullscanStep);
-    let columns: Vec<String> = stmt.column_names().into_iter().map(String::from).collect();
+    let columns: Vec<String> = stmt.column_names().map(String::from).collect();
     let ncol = columns.len();
     let mut rows = Vec::new();
     let mut bytes = 0usize;

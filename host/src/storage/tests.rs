@@ -25,7 +25,8 @@ fn text(s: &str) -> Value {
 fn exec_returns_columns_rows_and_counters() {
     let (_d, mut db) = open();
     in_event(&mut db, |db| {
-        db.exec("CREATE TABLE t (id INTEGER PRIMARY KEY, name TEXT)", &[]).unwrap();
+        db.exec("CREATE TABLE t (id INTEGER PRIMARY KEY, name TEXT)", &[])
+            .unwrap();
         let c = db
             .exec(
                 "INSERT INTO t (name) VALUES (?), (?), (?)",
@@ -38,9 +39,13 @@ fn exec_returns_columns_rows_and_counters() {
         assert_eq!(c.rows.len(), 3);
         assert_eq!(c.rows[1], vec![Value::Integer(2), text("b")]);
         assert_eq!((c.rows_read, c.rows_written), (3, 0));
-        let c = db.exec("SELECT name FROM t WHERE id = ?", &[Value::Integer(2)]).unwrap();
+        let c = db
+            .exec("SELECT name FROM t WHERE id = ?", &[Value::Integer(2)])
+            .unwrap();
         assert_eq!((c.rows_read, c.rows.len()), (1, 1));
-        let c = db.exec("SELECT count(*) FROM t WHERE name > 'a'", &[]).unwrap();
+        let c = db
+            .exec("SELECT count(*) FROM t WHERE name > 'a'", &[])
+            .unwrap();
         assert_eq!(c.rows_read, 3, "a full scan reads every row");
         let c = db.exec("UPDATE t SET name = 'x'", &[]).unwrap();
         assert_eq!(c.rows_written, 3);
@@ -67,7 +72,8 @@ fn several_statements_run_in_order_and_bind_params_across_them() {
 fn a_failing_statement_undoes_the_whole_exec() {
     let (_d, mut db) = open();
     in_event(&mut db, |db| {
-        db.exec("CREATE TABLE t (v INTEGER PRIMARY KEY)", &[]).unwrap();
+        db.exec("CREATE TABLE t (v INTEGER PRIMARY KEY)", &[])
+            .unwrap();
         let err = db
             .exec("INSERT INTO t VALUES (1); INSERT INTO t VALUES (1)", &[])
             .unwrap_err();
@@ -82,9 +88,15 @@ fn wrong_parameter_counts_are_reported() {
     let (_d, mut db) = open();
     in_event(&mut db, |db| {
         let err = db.exec("SELECT ?, ?", &[Value::Integer(1)]).unwrap_err();
-        assert_eq!(err.to_string(), "the query has 2 parameter(s) but 1 were given");
+        assert_eq!(
+            err.to_string(),
+            "the query has 2 parameter(s) but 1 were given"
+        );
         let err = db.exec("SELECT 1; SELECT ?", &[]).unwrap_err();
-        assert!(err.to_string().contains("statement 2 needs 1 parameter"), "{err}");
+        assert!(
+            err.to_string().contains("statement 2 needs 1 parameter"),
+            "{err}"
+        );
         let err = db.exec("  -- nothing\n", &[]).unwrap_err();
         assert_eq!(err.to_string(), "query is empty");
     });
@@ -100,12 +112,27 @@ fn guest_sql_is_guarded() {
             ("SAVEPOINT x", "SAVEPOINT"),
             ("ATTACH DATABASE 'x.db' AS x", "ATTACH is not allowed"),
             ("SELECT * FROM _dohost_kv", "_dohost_kv is not allowed"),
-            ("INSERT INTO _dohost_meta VALUES ('a', 1)", "_dohost_meta is not allowed"),
+            (
+                "INSERT INTO _dohost_meta VALUES ('a', 1)",
+                "_dohost_meta is not allowed",
+            ),
             ("CREATE TABLE _dohost_x (a)", "_dohost_x is not allowed"),
-            ("PRAGMA journal_mode = DELETE", "PRAGMA journal_mode is not allowed"),
-            ("PRAGMA writable_schema = 1", "PRAGMA writable_schema is not allowed"),
-            ("SELECT load_extension('x')", "load_extension() is not allowed"),
-            ("CREATE TEMP TABLE t (a)", "temporary tables are not allowed"),
+            (
+                "PRAGMA journal_mode = DELETE",
+                "PRAGMA journal_mode is not allowed",
+            ),
+            (
+                "PRAGMA writable_schema = 1",
+                "PRAGMA writable_schema is not allowed",
+            ),
+            (
+                "SELECT load_extension('x')",
+                "load_extension() is not allowed",
+            ),
+            (
+                "CREATE TEMP TABLE t (a)",
+                "temporary tables are not allowed",
+            ),
         ] {
             let err = db.exec(sql, &[]).unwrap_err();
             assert!(matches!(err, StorageError::Refused(_)), "{sql}: {err:?}");
@@ -142,7 +169,10 @@ fn events_and_nested_transactions_roll_back_independently() {
     db.begin().unwrap();
     db.begin_event().unwrap();
     let c = db.exec("SELECT v FROM t ORDER BY v", &[]).unwrap();
-    assert_eq!(c.rows, vec![vec![Value::Integer(1)], vec![Value::Integer(3)]]);
+    assert_eq!(
+        c.rows,
+        vec![vec![Value::Integer(1)], vec![Value::Integer(3)]]
+    );
     db.finish_event().unwrap();
     db.rollback();
 }
@@ -157,9 +187,17 @@ fn kv_round_trips_and_enforces_limits() {
         assert!(db.kv_delete("a").unwrap());
         assert!(!db.kv_delete("a").unwrap());
         let long = "k".repeat(crate::limits::MAX_KEY_BYTES + 1);
-        assert!(db.kv_put(&long, b"").unwrap_err().to_string().contains("key too long"));
+        assert!(db
+            .kv_put(&long, b"")
+            .unwrap_err()
+            .to_string()
+            .contains("key too long"));
         let big = vec![0u8; crate::limits::MAX_VALUE_BYTES + 1];
-        assert!(db.kv_put("big", &big).unwrap_err().to_string().contains("too large"));
+        assert!(db
+            .kv_put("big", &big)
+            .unwrap_err()
+            .to_string()
+            .contains("too large"));
         let keys: Vec<String> = (0..129).map(|i| format!("k{i}")).collect();
         let err = db.kv_get_many(&keys).unwrap_err();
         assert!(err.to_string().contains("at most 128 keys"), "{err}");
@@ -178,18 +216,50 @@ fn kv_list_honours_prefix_range_reverse_and_limit() {
             db.kv_put(k, k.as_bytes()).unwrap();
         }
         let keys = |o: ListOptions| -> Vec<String> {
-            db.kv_list(&o).unwrap().into_iter().map(|(k, _)| k).collect()
+            db.kv_list(&o)
+                .unwrap()
+                .into_iter()
+                .map(|(k, _)| k)
+                .collect()
         };
-        assert_eq!(keys(ListOptions::default()), ["a", "b:1", "b:2", "b:3", "b;", "c"]);
+        assert_eq!(
+            keys(ListOptions::default()),
+            ["a", "b:1", "b:2", "b:3", "b;", "c"]
+        );
         let prefix = || ListOptions {
             prefix: Some("b:".into()),
             ..Default::default()
         };
         assert_eq!(keys(prefix()), ["b:1", "b:2", "b:3"]);
-        assert_eq!(keys(ListOptions { reverse: true, limit: Some(2), ..prefix() }), ["b:3", "b:2"]);
-        assert_eq!(keys(ListOptions { start: Some("b:2".into()), ..prefix() }), ["b:2", "b:3"]);
-        assert_eq!(keys(ListOptions { end: Some("b:3".into()), ..prefix() }), ["b:1", "b:2"]);
-        assert_eq!(keys(ListOptions { limit: Some(0), ..prefix() }), Vec::<String>::new());
+        assert_eq!(
+            keys(ListOptions {
+                reverse: true,
+                limit: Some(2),
+                ..prefix()
+            }),
+            ["b:3", "b:2"]
+        );
+        assert_eq!(
+            keys(ListOptions {
+                start: Some("b:2".into()),
+                ..prefix()
+            }),
+            ["b:2", "b:3"]
+        );
+        assert_eq!(
+            keys(ListOptions {
+                end: Some("b:3".into()),
+                ..prefix()
+            }),
+            ["b:1", "b:2"]
+        );
+        assert_eq!(
+            keys(ListOptions {
+                limit: Some(0),
+                ..prefix()
+            }),
+            Vec::<String>::new()
+        );
     });
 }
 
@@ -213,7 +283,10 @@ fn delete_all_removes_tables_keys_and_listed_meta() {
     });
     in_event(&mut db, |db| {
         let c = db
-            .exec("SELECT count(*) FROM sqlite_schema WHERE name NOT LIKE 'sqlite%'", &[])
+            .exec(
+                "SELECT count(*) FROM sqlite_schema WHERE name NOT LIKE 'sqlite%'",
+                &[],
+            )
             .unwrap();
         // Only the host's two tables (and their autoindexes, if any) remain.
         assert!(c.rows[0][0] == Value::Integer(2), "{:?}", c.rows);
@@ -248,7 +321,10 @@ fn oversized_sql_values_are_refused_clearly() {
     in_event(&mut db, |db| {
         db.exec("CREATE TABLE t (b BLOB)", &[]).unwrap();
         let err = db
-            .exec("INSERT INTO t VALUES (zeroblob(?))", &[Value::Integer(5 * 1024 * 1024)])
+            .exec(
+                "INSERT INTO t VALUES (zeroblob(?))",
+                &[Value::Integer(5 * 1024 * 1024)],
+            )
             .unwrap_err();
         assert!(err.to_string().contains("value too large"), "{err}");
     });

@@ -1,0 +1,46 @@
+# dohost — the two commands: `make serve` and `make test`.
+#
+# Everything is built from this repository on a fresh machine: the wasm32-wasip2
+# target is added with rustup, the host in release, the guest components with the
+# small `guest` profile into target/wasm32-wasip2/guest/.
+
+CARGO  ?= cargo
+GUESTS := -p counter -p tenant-db -p hostile
+WASM_TARGET := wasm32-wasip2
+
+.PHONY: all setup build build-host build-guests serve test lint bench clean
+
+all: build
+
+setup:
+	@rustup target list --installed 2>/dev/null | grep -qx $(WASM_TARGET) || rustup target add $(WASM_TARGET)
+
+build-host:
+	$(CARGO) build --release --locked
+
+build-guests: setup
+	$(CARGO) build --locked --profile guest --target $(WASM_TARGET) $(GUESTS)
+
+build: build-host build-guests
+
+## Start the host on the bundled examples (127.0.0.1:8787, data in .dohost/).
+serve: build
+	./target/release/dohost serve --config dohost.toml
+
+## Build everything and run every test (unit and black-box).
+test: build
+	$(CARGO) fmt --all -- --check
+	$(CARGO) test --release --locked --no-fail-fast -p dohost -p dohost-tests
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --release --locked --all-targets -p dohost -p dohost-tests -- -D warnings
+	$(CARGO) clippy --locked --profile guest --target $(WASM_TARGET) $(GUESTS) -p dohost-sdk -- -D warnings
+
+## Print performance numbers (not a test).
+bench: build
+	$(CARGO) run --release --locked -p dohost-bench
+
+clean:
+	$(CARGO) clean
+	rm -rf .dohost

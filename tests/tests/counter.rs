@@ -1,0 +1,183 @@
+//! The `Counter` example against the real host: correctness under concurrency,
+//! atomic events, persistence and hibernation.
+
+use dohost_tests::{eventually, TestHost};
+use std::time::Duration;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_new_counter_reads_zero_and_increments_by_one_or_by_n() {
+    let host = TestHost::start("").await;
+    assert_eq!(host.get("/obj/Counter/fresh/").await.body, "0");
+    assert_eq!(
+        host.post("/obj/Counter/fresh/increment", "").await.body,
+        "1"
+    );
+    assert_eq!(
+        host.post("/obj/Counter/fresh/increment?by=41", "")
+            .await
+            .body,
+        "42"
+    );
+    assert_eq!(
+        host.post("/obj/Counter/fresh/increment?by=-2", "")
+            .await
+            .body,
+        "40"
+    );
+    let bad = host.post("/obj/Counter/fresh/increment?by=lots", "").await;
+    assert_eq!(bad.status, 400);
+    assert!(bad.body.contains("?by must be an integer"), "{}", bad.body);
+    assert_eq!(
+        host.get("/obj/Counter/fresh").await.body,
+        "40",
+        "no trailing slash is the root path"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn fifty_concurrent_clients_lose_no_increment() {
+    let host = std::sync::Arc::new(TestHost::start("").await);
+    let mut tasks = Vec::new();
+    for _ in 0..50 {
+        let host = host.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut ok = 0;
+            for _ in 0..10 {
+                if host.post("/obj/Counter/busy/increment", "").await.status == 200 {
+                    ok += 1;
+                }
+            }
+            ok
+        }));
+    }
+    let mut ok = 0;
+    for t in tasks {
+        ok += t.await.unwrap();
+    }
+    assert!(ok > 0);
+    assert_eq!(host.get("/obj/Counter/busy/").await.body, ok.to_string());
+    // Group commit: some commits covered more than one event.
+    let m = host.metrics().await;
+    assert!(m.get("dohost_events_committed_total") >= ok as f64);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_trap_rolls_back_the_event_and_the_next_request_sees_committed_state() {
+    let host = TestHost::start("").await;
+    assert_eq!(
+        host.post("/obj/Counter/atomic/increment?by=5", "")
+            .await
+            .body,
+        "5"
+    );
+    let failed = host
+        .post("/obj/Counter/atomic/increment-then-fail", "")
+        .await;
+    assert_eq!(failed.status, 500);
+    assert!(failed.body.contains("trapped"), "{}", failed.body);
+    assert!(
+        failed.body.contains("now failing on purpose"),
+        "the panic message reaches the client: {}",
+        failed.body
+    );
+    assert_eq!(host.get("/obj/Counter/atomic/").await.body, "5");
+    assert_eq!(
+        host.post("/obj/Counter/atomic/increment", "").await.body,
+        "6"
+    );
+    let m = host.metrics().await;
+    assert_eq!(
+        m.get(r#"dohost_instantiations_total{class="Counter"}"#),
+        2.0,
+        "the trapped instance was replaced"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn values_persist_across_a_host_restart() {
+    let mut host = TestHost::start("").await;
+    host.post("/obj/Counter/durable/increment?by=7", "").await;
+    host.restart().await;
+    assert_eq!(host.get("/obj/Counter/durable/").await.body, "7");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_idle_object_hibernates_and_the_next_request_rebuilds_it() {
+    let host = TestHost::start("[limits]\nhibernate_after = \"300ms\"").await;
+    assert_eq!(
+        host.post("/obj/Counter/sleepy/increment?by=3", "")
+            .await
+            .body,
+        "3"
+    );
+    let m = host.metrics().await;
+    assert_eq!(m.get("dohost_instances_active"), 1.0);
+    assert_eq!(
+        m.get(r#"dohost_instantiations_total{class="Counter"}"#),
+        1.0
+    );
+    eventually(Duration::from_secs(10), "the object hibernates", || async {
+        let m = host.metrics().await;
+        m.get("dohost_instances_active") == 0.0 && m.get("dohost_objects_hibernated") == 1.0
+    })
+    .await;
+    assert_eq!(
+        host.post("/obj/Counter/sleepy/increment", "").await.body,
+        "4"
+    );
+    let m = host.metrics().await;
+    assert_eq!(
+        m.get(r#"dohost_instantiations_total{class="Counter"}"#),
+        2.0,
+        "woken by a new instance"
+    );
+    assert_eq!(m.get("dohost_instances_active"), 1.0);
+    assert_eq!(m.get("dohost_objects_hibernated"), 0.0);
+    assert_eq!(m.get(r#"dohost_hibernations_total{reason="idle"}"#), 1.0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn max_active_evicts_the_least_recently_used_object() {
+    let host = TestHost::start("[limits]\nmax_active = 2").await;
+    for name in ["a", "b", "c", "a", "d"] {
+        host.post(&format!("/obj/Counter/{name}/increment"), "")
+            .await;
+    }
+    let m = host.metrics().await;
+    assert!(m.get("dohost_instances_active") <= 2.0);
+    assert!(m.get(r#"dohost_hibernations_total{reason="lru"}"#) >= 3.0);
+    for (name, value) in [("a", "2"), ("b", "1"), ("c", "1"), ("d", "1")] {
+        assert_eq!(host.get(&format!("/obj/Counter/{name}/")).await.body, value);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn objects_are_isolated_from_each_other() {
+    let host = TestHost::start("").await;
+    host.post("/obj/Counter/one/increment?by=10", "").await;
+    host.post("/obj/Counter/two/increment?by=20", "").await;
+    assert_eq!(host.get("/obj/Counter/one/").await.body, "10");
+    assert_eq!(host.get("/obj/Counter/two/").await.body, "20");
+    let (_, put) = host
+        .post_json(
+            "/obj/TenantDb/one/kv",
+            serde_json::json!({"op": "put", "key": "k", "value": 1}),
+        )
+        .await;
+    assert_eq!(put["ok"], true);
+    let (_, got) = host
+        .post_json(
+            "/obj/TenantDb/two/kv",
+            serde_json::json!({"op": "get", "key": "k"}),
+        )
+        .await;
+    assert_eq!(got["value"], serde_json::Value::Null);
+    // The same name in another class is another object.
+    let (_, tables) = host
+        .post_json(
+            "/obj/TenantDb/one/sql",
+            serde_json::json!({"query": "SELECT name FROM sqlite_schema WHERE name = 'counter'"}),
+        )
+        .await;
+    assert_eq!(tables["rows"], serde_json::json!([]));
+}

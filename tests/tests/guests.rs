@@ -1,0 +1,147 @@
+//! Misbehaving guests (the `Hostile` fixture): each failure is precise, rolls
+//! back its event, resets only that object and leaves the host serving.
+
+use dohost_tests::TestHost;
+
+const LIMITS: &str = "[limits]\ncpu_per_event = \"1s\"\nmemory_per_instance_mib = 32";
+
+async fn assert_rolled_back_and_alive(host: &TestHost, object: &str) {
+    assert_eq!(
+        host.get(&format!("/obj/Hostile/{object}/get?key=written"))
+            .await
+            .body,
+        "none",
+        "the failed event was rolled back"
+    );
+    assert_eq!(
+        host.post(&format!("/obj/Hostile/{object}/put?key=after"), "fine")
+            .await
+            .body,
+        "ok"
+    );
+    assert_eq!(
+        host.get(&format!("/obj/Hostile/{object}/get?key=after"))
+            .await
+            .body,
+        "fine"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_infinite_loop_is_stopped_by_the_cpu_limit_without_hurting_other_objects() {
+    let host = std::sync::Arc::new(TestHost::start(LIMITS).await);
+    host.post("/obj/Counter/bystander/increment", "").await;
+    let looping = {
+        let host = host.clone();
+        tokio::spawn(async move { host.post("/obj/Hostile/spin/loop", "").await })
+    };
+    // While the guest spins, another object still answers.
+    let started = std::time::Instant::now();
+    assert_eq!(
+        host.post("/obj/Counter/bystander/increment", "").await.body,
+        "2"
+    );
+    assert!(
+        started.elapsed() < std::time::Duration::from_millis(900),
+        "the bystander waited {:?}",
+        started.elapsed()
+    );
+    let reply = looping.await.unwrap();
+    assert_eq!(reply.status, 500);
+    assert!(
+        reply.body.contains("exceeded the CPU limit of 1s"),
+        "{}",
+        reply.body
+    );
+    assert_rolled_back_and_alive(&host, "spin").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn unbounded_memory_growth_hits_the_memory_limit() {
+    let host = TestHost::start(LIMITS).await;
+    let reply = host.post("/obj/Hostile/hog/alloc", "").await;
+    assert_eq!(reply.status, 500);
+    assert!(
+        reply.body.contains("exceeded the memory limit of 32 MiB"),
+        "{}",
+        reply.body
+    );
+    assert_rolled_back_and_alive(&host, "hog").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn deep_recursion_traps_cleanly() {
+    let host = TestHost::start(LIMITS).await;
+    let reply = host.post("/obj/Hostile/deep/recurse", "").await;
+    assert_eq!(reply.status, 500);
+    assert!(
+        reply.body.contains("call stack exhausted"),
+        "{}",
+        reply.body
+    );
+    assert_rolled_back_and_alive(&host, "deep").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_panic_and_an_abort_roll_back_and_say_why() {
+    let host = TestHost::start(LIMITS).await;
+    let reply = host.post("/obj/Hostile/p/panic", "").await;
+    assert_eq!(reply.status, 500);
+    assert!(
+        reply.body.contains("hostile panic on purpose"),
+        "{}",
+        reply.body
+    );
+    assert_rolled_back_and_alive(&host, "p").await;
+    let reply = host.post("/obj/Hostile/a/abort", "").await;
+    assert_eq!(reply.status, 500);
+    assert!(
+        reply.body.contains("aborted: hostile abort on purpose"),
+        "{}",
+        reply.body
+    );
+    assert_rolled_back_and_alive(&host, "a").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_returned_error_is_not_a_crash_and_commits() {
+    let host = TestHost::start(LIMITS).await;
+    let reply = host.post("/obj/Hostile/e/error", "").await;
+    assert_eq!(reply.status, 500);
+    assert!(
+        reply.body.contains("hostile error on purpose"),
+        "{}",
+        reply.body
+    );
+    assert_eq!(host.get("/obj/Hostile/e/get?key=written").await.body, "yes");
+    let m = host.metrics().await;
+    assert_eq!(
+        m.get(r#"dohost_instantiations_total{class="Hostile"}"#),
+        1.0,
+        "the instance was kept"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn identity_and_unsupported_features_are_reported() {
+    let host = TestHost::start("").await;
+    let id_reply = host.get("/obj/Hostile/who/identity").await.body;
+    let parts: Vec<&str> = id_reply.splitn(3, ' ').collect();
+    assert_eq!(parts[0], "Hostile");
+    assert_eq!(parts[1].len(), 64);
+    assert_eq!(parts[2], "Some(\"who\")");
+    // Addressed by id, the object still knows the name it was created with.
+    let by_id = host
+        .get(&format!("/obj/Hostile/id/{}/identity", parts[1]))
+        .await
+        .body;
+    assert_eq!(by_id, id_reply);
+    let lines = host.get("/obj/Hostile/who/unsupported").await.body;
+    for line in lines.lines() {
+        assert!(
+            line.starts_with("unsupported:") && line.contains("not implemented yet"),
+            "{line}"
+        );
+    }
+    assert_eq!(lines.lines().count(), 3);
+}

@@ -5,7 +5,8 @@
 # small `guest` profile into target/wasm32-wasip2/guest/.
 
 CARGO  ?= cargo
-GUESTS := -p counter -p tenant-db -p hostile
+GUESTS := -p counter -p tenant-db -p leaderboard-player -p leaderboard-board \
+          -p hostile -p types-fixture
 WASM_TARGET := wasm32-wasip2
 
 .PHONY: all setup build build-host build-guests serve test lint bench clean

@@ -103,9 +103,16 @@ async fn instantiate_times(n: usize) -> anyhow::Result<(f64, f64)> {
     let mut times = Vec::with_capacity(n);
     for _ in 0..n {
         let started = Instant::now();
-        let mut instance = ObjectInstance::instantiate(&class, id, None, db, call_limits)
-            .await
-            .map_err(|(e, _)| anyhow::anyhow!(e))?;
+        let mut instance = ObjectInstance::instantiate(
+            &class,
+            id,
+            None,
+            db,
+            call_limits,
+            std::sync::Arc::new(dohost::peers::NoPeers),
+        )
+        .await
+        .map_err(|(e, _)| anyhow::anyhow!(e))?;
         db_event(&mut instance).await?;
         times.push(started.elapsed().as_secs_f64());
         db = instance.into_db();

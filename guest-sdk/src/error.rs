@@ -29,6 +29,12 @@ impl Error {
     pub fn is_unsupported(&self) -> bool {
         self.message.starts_with("unsupported:")
     }
+
+    /// True if a called object refused the call because it is overloaded;
+    /// retrying later may succeed.
+    pub fn is_overloaded(&self) -> bool {
+        self.message.starts_with("overloaded:")
+    }
 }
 
 impl fmt::Display for Error {

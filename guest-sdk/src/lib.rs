@@ -33,6 +33,7 @@ pub mod runtime;
 mod sql;
 mod state;
 mod storage;
+mod stub;
 mod websocket;
 
 /// Bindings generated from the `dohost:object` world. Use them directly only for
@@ -51,16 +52,19 @@ pub mod bindings {
 
 pub use error::{Error, Result};
 pub use http::{Method, Request, Response};
+pub use runtime::with_object;
 pub use sql::{Cursor, SqlValue};
 pub use state::{AlarmInfo, State};
 pub use storage::{ListOptions, Storage};
+pub use stub::WitResult;
 pub use websocket::{AutoResponse, Message, WebSocket};
 
 /// Everything a class usually needs.
 pub mod prelude {
     pub use crate::{
-        export_object, params, AlarmInfo, Cursor, DurableObject, Error, ListOptions, Message,
-        Method, Request, Response, Result, SqlValue, State, Storage, WebSocket,
+        export_object, params, stub, with_object, AlarmInfo, Cursor, DurableObject, Error,
+        ListOptions, Message, Method, Request, Response, Result, SqlValue, State, Storage,
+        WebSocket, WitResult,
     };
 }
 

@@ -28,6 +28,26 @@ pub fn with_instance<T: DurableObject, R>(f: impl FnOnce(&mut T) -> R) -> R {
     })
 }
 
+/// Runs `f` with the live object of class `T`, for RPC exports:
+///
+/// ```ignore
+/// impl rpc::exports::dohost::examples::counter::Guest for CounterRpc {
+///     fn increment(by: i64) -> i64 {
+///         dohost_sdk::with_object(|c: &mut Counter| c.increment(by))
+///     }
+/// }
+/// ```
+///
+/// An `Err` traps with its message: the event is rolled back and the caller
+/// gets an error. Methods that should return errors to their caller declare a
+/// WIT `result` and return it from `Ok`.
+pub fn with_object<T: DurableObject, R>(f: impl FnOnce(&mut T) -> crate::Result<R>) -> R {
+    match with_instance(f) {
+        Ok(value) => value,
+        Err(err) => panic!("{err}"),
+    }
+}
+
 pub fn init<T: DurableObject>() -> Result<(), String> {
     let object = T::new(State)?;
     INSTANCE.with(|cell| *cell.borrow_mut() = Some(Box::new(object)));

@@ -96,12 +96,19 @@ impl State {
         namespaces::id_from_name(class, name).map_err(Error::from)
     }
 
+    /// Validates an id string for `class`.
+    pub fn id_from_string(&self, class: &str, id: &str) -> Result<String> {
+        namespaces::id_from_string(class, id).map_err(Error::from)
+    }
+
     /// A new random id in `class`.
     pub fn new_unique_id(&self, class: &str) -> Result<String> {
         namespaces::new_unique_id(class).map_err(Error::from)
     }
 
-    /// Calls RPC `method` of object `id` of `class` with JSON-serializable args.
+    /// Calls RPC `method` of object `id` of `class` with JSON-serializable args
+    /// (a tuple or array; `()` for none). The JSON result is decoded into `R`;
+    /// a WIT `result` arrives as [`crate::WitResult`].
     pub fn call<A: Serialize, R: DeserializeOwned>(
         &self,
         class: &str,

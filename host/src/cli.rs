@@ -32,6 +32,26 @@ pub enum Command {
         #[arg(long)]
         data_dir: Option<PathBuf>,
     },
+    /// Call an RPC method of an object on a running server and print the JSON result.
+    ///
+    /// Each argument is parsed as JSON; one that is not valid JSON is passed as a
+    /// string (`dohost call Leaderboard global report alice 10`).
+    Call {
+        /// The class.
+        class: String,
+        /// The object's name (or its id, with --id).
+        name: String,
+        /// The method.
+        method: String,
+        /// The arguments.
+        args: Vec<String>,
+        /// Treat NAME as an object id (64 hex characters).
+        #[arg(long)]
+        id: bool,
+        /// The server.
+        #[arg(long, default_value = "http://127.0.0.1:8787")]
+        url: String,
+    },
 }
 
 /// Runs the command line; returns when the command is done.
@@ -58,6 +78,20 @@ pub fn main() -> anyhow::Result<()> {
                 .build()
                 .context("starting the tokio runtime")?;
             rt.block_on(serve(config))
+        }
+        Command::Call {
+            class,
+            name,
+            method,
+            args,
+            id,
+            url,
+        } => {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .context("starting the tokio runtime")?;
+            rt.block_on(crate::client::call(&url, &class, &name, id, &method, &args))
         }
     }
 }

@@ -64,6 +64,7 @@ struct RawLimits {
     memory_per_instance_mib: Option<u64>,
     mailbox: Option<usize>,
     max_body_bytes: Option<usize>,
+    call_timeout: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -97,6 +98,8 @@ pub struct Limits {
     pub memory_per_instance: u64,
     pub mailbox: usize,
     pub max_body_bytes: usize,
+    /// How long a call from one object to another may take.
+    pub call_timeout: Duration,
 }
 
 impl Default for Limits {
@@ -108,6 +111,7 @@ impl Default for Limits {
             memory_per_instance: limits::DEFAULT_MEMORY_PER_INSTANCE,
             mailbox: limits::DEFAULT_MAILBOX,
             max_body_bytes: limits::DEFAULT_MAX_BODY,
+            call_timeout: limits::DEFAULT_CALL_TIMEOUT,
         }
     }
 }
@@ -241,6 +245,11 @@ impl Config {
                 "limits.max_body_bytes",
                 raw.limits.max_body_bytes,
                 d.max_body_bytes,
+            )?,
+            call_timeout: duration(
+                "limits.call_timeout",
+                &raw.limits.call_timeout,
+                d.call_timeout,
             )?,
         };
 

@@ -4,10 +4,11 @@
 //!
 //! Never instantiates anything itself: instances belong to object actors.
 
-use crate::bindings::ObjectPre;
+use crate::bindings::{ObjectIndices, ObjectPre};
 use crate::config::{ClassConfig, Limits};
 use crate::instance::InstanceState;
 use crate::limits::EPOCH_TICK;
+use crate::rpc::RpcMethods;
 use anyhow::{anyhow, Context};
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
@@ -32,7 +33,11 @@ pub struct Engine {
 pub struct ClassRuntime {
     pub name: Arc<str>,
     pub pre: ObjectPre<InstanceState>,
+    /// Where the handler exports are, looked up once.
+    pub indices: ObjectIndices,
     pub component: Component,
+    /// The class's RPC methods.
+    pub rpc: RpcMethods,
     /// Bytes of the component file.
     pub size: u64,
     /// How the component was obtained: compiled now or loaded from the cache.
@@ -117,10 +122,15 @@ impl Engine {
                 path.display()
             )
         })?;
+        let indices = ObjectIndices::new(pre.instance_pre()).map_err(|e| anyhow!("{e:#}"))?;
+        let rpc = RpcMethods::discover(&self.engine, &component)
+            .with_context(|| format!("class {}: {}", class.name, path.display()))?;
         Ok(ClassRuntime {
             name: class.name.as_str().into(),
             pre,
+            indices,
             component,
+            rpc,
             size: bytes.len() as u64,
             load,
             load_time: started.elapsed(),

@@ -9,10 +9,12 @@ use crate::bindings::Object;
 use crate::engine::ClassRuntime;
 use crate::guest_log::GuestLog;
 use crate::id::ObjectId;
+use crate::peers::{CallChain, ChainLink, Peers};
+use crate::rpc::RpcMethod;
 use crate::storage::ObjectDb;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use wasmtime::component::ResourceTable;
+use wasmtime::component::{Instance, ResourceTable, Val};
 use wasmtime::{Store, UpdateDeadline};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
@@ -89,6 +91,12 @@ pub struct InstanceState {
     pub(crate) storage_failure: Option<String>,
     /// Set by `state.abort`.
     pub(crate) aborted: Option<String>,
+    /// Other objects, for the `namespaces` import.
+    pub(crate) peers: Arc<dyn Peers>,
+    /// The call chain of the current event, ending with this object.
+    pub(crate) chain: CallChain,
+    /// Names of ids this instance derived with `id-from-name`.
+    pub(crate) known_names: std::collections::HashMap<(String, ObjectId), String>,
     deadline: Instant,
     log: GuestLog,
 }
@@ -103,6 +111,11 @@ impl WasiView for InstanceState {
 }
 
 impl InstanceState {
+    /// Pushes the CPU deadline of the running event back by `by`.
+    pub(crate) fn extend_deadline(&mut self, by: Duration) {
+        self.deadline += by;
+    }
+
     /// Records a fatal storage error for the actor and returns the guest message.
     pub(crate) fn storage_error(&mut self, err: crate::storage::StorageError) -> String {
         if err.is_fatal() {
@@ -122,6 +135,7 @@ pub struct CallLimits {
 /// A live instance of an object.
 pub struct ObjectInstance {
     store: Store<InstanceState>,
+    instance: Instance,
     bindings: Object,
     limits: CallLimits,
 }
@@ -135,6 +149,7 @@ impl ObjectInstance {
         name: Option<String>,
         db: ObjectDb,
         limits: CallLimits,
+        peers: Arc<dyn Peers>,
     ) -> Result<ObjectInstance, (String, ObjectDb)> {
         let log = GuestLog::new(format!("{}/{id}", class.name));
         let wasi = WasiCtx::builder()
@@ -151,9 +166,16 @@ impl ObjectInstance {
             db,
             class: class.name.clone(),
             id,
+            chain: Arc::new(vec![ChainLink {
+                class: class.name.clone(),
+                id,
+                name: name.clone(),
+            }]),
             name,
             storage_failure: None,
             aborted: None,
+            peers,
+            known_names: Default::default(),
             deadline: Instant::now() + limits.cpu,
             log,
         };
@@ -167,9 +189,14 @@ impl ObjectInstance {
             }
         });
         store.set_epoch_deadline(1);
-        match class.pre.instantiate_async(&mut store).await {
+        let instance = match class.pre.instance_pre().instantiate_async(&mut store).await {
+            Ok(instance) => instance,
+            Err(e) => return Err((format!("instantiation failed: {e:#}"), store.into_data().db)),
+        };
+        match class.indices.load(&mut store, &instance) {
             Ok(bindings) => Ok(ObjectInstance {
                 store,
+                instance,
                 bindings,
                 limits,
             }),
@@ -186,11 +213,16 @@ impl ObjectInstance {
         self.store.into_data().db
     }
 
-    /// Remembers the object's name for `state.name()` once it is known.
-    pub fn learn_name(&mut self, name: &Option<String>) {
-        if let (None, Some(n)) = (&self.store.data().name, name) {
-            self.store.data_mut().name = Some(n.clone());
-        }
+    /// Sets the call chain of the next event: its waiting callers, then this object.
+    pub fn set_callers(&mut self, callers: &[ChainLink]) {
+        let state = self.store.data_mut();
+        let mut chain = callers.to_vec();
+        chain.push(ChainLink {
+            class: state.class.clone(),
+            id: state.id,
+            name: state.name.clone(),
+        });
+        state.chain = Arc::new(chain);
     }
 
     fn start_call(&mut self) {
@@ -242,6 +274,29 @@ impl ObjectInstance {
             Ok(inner) => match self.failure(None) {
                 Some(f) => Err(f),
                 None => inner.map_err(GuestFailure::Init),
+            },
+            Err(e) => Err(self.failure(Some(e)).expect("an error is a failure")),
+        }
+    }
+
+    /// Calls an RPC method with decoded arguments.
+    pub async fn call(
+        &mut self,
+        method: &RpcMethod,
+        args: &[Val],
+    ) -> Result<Option<Val>, GuestFailure> {
+        self.start_call();
+        let Some(func) = self.instance.get_func(&mut self.store, method.index) else {
+            return Err(GuestFailure::Trap(format!(
+                "the instance does not export {}",
+                method.name
+            )));
+        };
+        let mut results = vec![Val::Bool(false); usize::from(method.result.is_some())];
+        match func.call_async(&mut self.store, args, &mut results).await {
+            Ok(()) => match self.failure(None) {
+                Some(f) => Err(f),
+                None => Ok(results.pop()),
             },
             Err(e) => Err(self.failure(Some(e)).expect("an error is a failure")),
         }

@@ -6,6 +6,7 @@
 
 pub mod bindings;
 pub mod cli;
+pub mod client;
 pub mod config;
 pub mod engine;
 pub mod guest_log;
@@ -15,7 +16,9 @@ pub mod instance;
 pub mod limits;
 pub mod metrics;
 pub mod object;
+pub mod peers;
 pub mod registry;
+pub mod rpc;
 pub mod runtime;
 pub mod server;
 pub mod storage;

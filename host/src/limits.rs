@@ -14,6 +14,8 @@ pub const DEFAULT_CPU_PER_EVENT: Duration = Duration::from_secs(30);
 pub const DEFAULT_MEMORY_PER_INSTANCE: u64 = 128 * 1024 * 1024;
 /// Events queued per object before new ones are refused with 503.
 pub const DEFAULT_MAILBOX: usize = 1_000;
+/// How long a call from one object to another may take.
+pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(30);
 /// Largest accepted HTTP request body.
 pub const DEFAULT_MAX_BODY: usize = 16 * 1024 * 1024;
 /// Seconds a client is told to wait (`Retry-After`) when an object is overloaded.

@@ -15,12 +15,15 @@ use crate::id::ObjectId;
 use crate::instance::{CallLimits, GuestFailure, ObjectInstance};
 use crate::limits::MAX_EVENTS_PER_COMMIT;
 use crate::metrics::LiveGuard;
+use crate::peers::CallChain;
 use crate::registry::{ActivePermit, ObjectKey};
+use crate::rpc::RpcMethod;
 use crate::runtime::Runtime;
 use crate::storage::ObjectDb;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
+use wasmtime::component::Val;
 
 /// How long an event may wait for an active slot before it is refused.
 const ACTIVATION_WAIT: Duration = Duration::from_secs(10);
@@ -29,14 +32,27 @@ const ACTIVATION_WAIT: Duration = Duration::from_secs(10);
 #[derive(Debug)]
 pub enum EventKind {
     Fetch(Request),
+    Rpc {
+        method: Arc<RpcMethod>,
+        args: Vec<Val>,
+    },
 }
 
 impl EventKind {
-    fn label(&self) -> &'static str {
+    pub fn label(&self) -> &'static str {
         match self {
             EventKind::Fetch(_) => "fetch",
+            EventKind::Rpc { .. } => "rpc",
         }
     }
+}
+
+/// What the guest answered.
+#[derive(Debug)]
+pub enum EventOutput {
+    Response(Response),
+    /// The result of an RPC method (none for a method without result).
+    Value(Option<Val>),
 }
 
 /// An event in a mailbox, with the channel for its reply.
@@ -45,15 +61,17 @@ pub struct Envelope {
     pub kind: EventKind,
     /// The name the object was addressed by, if any.
     pub name: Option<String>,
-    pub reply: oneshot::Sender<Result<Response, EventError>>,
+    /// Objects blocked waiting for this event (for cycle detection).
+    pub callers: CallChain,
+    pub reply: oneshot::Sender<Result<EventOutput, EventError>>,
 }
 
 /// Why an event produced no reply from the guest.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum EventError {
-    #[error("object {object} is overloaded: {limit} events already queued (limits.mailbox); retry later")]
+    #[error("overloaded: object {object} already has {limit} events queued (limits.mailbox); retry later")]
     Overloaded { object: String, limit: usize },
-    #[error("no capacity for object {object}: all {limit} active slots stayed busy (limits.max_active); retry later")]
+    #[error("overloaded: no active slot for object {object}: all {limit} stayed busy (limits.max_active); retry later")]
     NoCapacity { object: String, limit: usize },
     #[error("object {object} {failure}")]
     Guest {
@@ -274,7 +292,7 @@ impl ObjectActor {
                     self.name = envelope.name.clone();
                 }
                 let label = envelope.kind.label();
-                let result = self.run_event(envelope.kind).await;
+                let result = self.run_event(envelope.kind, &envelope.callers).await;
                 replies.push((envelope.reply, label, result));
             }
             if let Some(message) = self.broken.clone() {
@@ -350,8 +368,11 @@ impl ObjectActor {
             cpu: self.runtime.config.limits.cpu_per_event,
             memory: self.runtime.config.limits.memory_per_instance,
         };
+        let peers: Arc<dyn crate::peers::Peers> = self.runtime.clone();
         let mut instance =
-            match ObjectInstance::instantiate(&self.class, self.key.id, name, db, limits).await {
+            match ObjectInstance::instantiate(&self.class, self.key.id, name, db, limits, peers)
+                .await
+            {
                 Ok(instance) => instance,
                 Err((message, db)) => {
                     self.db = Some(db);
@@ -394,14 +415,22 @@ impl ObjectActor {
     }
 
     /// Runs one event in its own savepoint.
-    async fn run_event(&mut self, kind: EventKind) -> Result<Response, EventError> {
+    async fn run_event(
+        &mut self,
+        kind: EventKind,
+        callers: &CallChain,
+    ) -> Result<EventOutput, EventError> {
         self.ensure_instance().await?;
         let (instance, _) = self.instance.as_mut().expect("ensured");
         if let Err(e) = instance.db().begin_event() {
             return Err(self.storage_failed(e));
         }
+        instance.set_callers(callers);
         let result = match &kind {
-            EventKind::Fetch(req) => instance.fetch(req).await,
+            EventKind::Fetch(req) => instance.fetch(req).await.map(EventOutput::Response),
+            EventKind::Rpc { method, args } => {
+                instance.call(method, args).await.map(EventOutput::Value)
+            }
         };
         match result {
             Ok(response) => {

@@ -1,19 +1,23 @@
 //! The runtime: the loaded classes, the engine, the registry of objects and the
-//! metrics, for the life of the process. Front ends (HTTP server, later RPC
-//! and sockets) deliver events through `Runtime::deliver`.
+//! metrics, for the life of the process. Front ends (HTTP server, `namespaces`
+//! calls between objects) deliver events through `Runtime::deliver`.
 
 use crate::bindings::dohost::object::types::{Request, Response};
 use crate::config::Config;
 use crate::engine::{ClassRuntime, Engine, LoadKind};
 use crate::id::ObjectId;
 use crate::metrics::Metrics;
-use crate::object::{Envelope, EventError, EventKind, ObjectActor};
+use crate::object::{Envelope, EventError, EventKind, EventOutput, ObjectActor};
+use crate::peers::{BoxFuture, CallChain, Peers, Target};
 use crate::registry::{Enqueue, ObjectKey, Registry};
+use crate::rpc::{self, RpcMethod};
 use anyhow::Context;
+use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use tokio::sync::oneshot;
+use wasmtime::component::Val;
 
 pub struct Runtime {
     pub config: Config,
@@ -21,6 +25,25 @@ pub struct Runtime {
     classes: BTreeMap<String, Arc<ClassRuntime>>,
     pub registry: Arc<Registry>,
     pub metrics: Metrics,
+    /// Itself, for handing out to actors spawned from `&self`.
+    me: Weak<Runtime>,
+}
+
+/// Why an RPC call could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum CallError {
+    #[error("unknown class {class:?}; known classes: {known}")]
+    UnknownClass { class: String, known: String },
+    #[error("class {class} has no RPC method {method:?}; its methods: {known}")]
+    UnknownMethod {
+        class: String,
+        method: String,
+        known: String,
+    },
+    #[error("{0}")]
+    BadArguments(String),
+    #[error(transparent)]
+    Event(#[from] EventError),
 }
 
 impl Runtime {
@@ -36,19 +59,25 @@ impl Runtime {
                 class = %class.name,
                 bytes = loaded.size,
                 ms = loaded.load_time.as_secs_f64() * 1e3,
+                methods = %loaded.rpc.names().join(","),
                 "{} {}",
                 if loaded.load == LoadKind::Cached { "loaded compiled" } else { "compiled" },
                 class.component.display()
             );
             classes.insert(class.name.clone(), Arc::new(loaded));
         }
-        Ok(Arc::new(Runtime {
+        Ok(Arc::new_cyclic(|me| Runtime {
             registry: Registry::new(config.limits.max_active),
             config,
             engine,
             classes,
             metrics: Metrics::default(),
+            me: me.clone(),
         }))
+    }
+
+    fn arc(&self) -> Arc<Runtime> {
+        self.me.upgrade().expect("the runtime outlives its users")
     }
 
     pub fn class(&self, name: &str) -> Option<&Arc<ClassRuntime>> {
@@ -57,6 +86,13 @@ impl Runtime {
 
     pub fn class_names(&self) -> Vec<&str> {
         self.classes.keys().map(String::as_str).collect()
+    }
+
+    fn known_class(&self, name: &str) -> Result<&Arc<ClassRuntime>, CallError> {
+        self.class(name).ok_or_else(|| CallError::UnknownClass {
+            class: name.to_string(),
+            known: self.class_names().join(", "),
+        })
     }
 
     /// Where the database of an object lives. Class names are validated
@@ -70,34 +106,93 @@ impl Runtime {
 
     /// Delivers an HTTP request to an object's `fetch` handler.
     pub async fn fetch(
-        self: &Arc<Self>,
+        &self,
         class: &Arc<ClassRuntime>,
         id: ObjectId,
         name: Option<String>,
         request: Request,
+        callers: CallChain,
     ) -> Result<Response, EventError> {
-        self.deliver(class, id, name, EventKind::Fetch(request))
-            .await
+        match self
+            .deliver(class, id, name, EventKind::Fetch(request), callers)
+            .await?
+        {
+            EventOutput::Response(r) => Ok(r),
+            EventOutput::Value(_) => unreachable!("fetch answers with a response"),
+        }
+    }
+
+    /// Looks up an RPC method of a class.
+    pub fn method(
+        &self,
+        class: &str,
+        method: &str,
+    ) -> Result<(&Arc<ClassRuntime>, &Arc<RpcMethod>), CallError> {
+        let class_rt = self.known_class(class)?;
+        let m = class_rt
+            .rpc
+            .get(method)
+            .ok_or_else(|| CallError::UnknownMethod {
+                class: class.to_string(),
+                method: method.to_string(),
+                known: match class_rt.rpc.names() {
+                    names if names.is_empty() => "none (it exports no RPC interface)".to_string(),
+                    names => names.join(", "),
+                },
+            })?;
+        Ok((class_rt, m))
+    }
+
+    /// Calls an RPC method with JSON arguments (array or object).
+    pub async fn call(
+        &self,
+        class: &str,
+        id: ObjectId,
+        name: Option<String>,
+        method: &str,
+        args: &Value,
+        callers: CallChain,
+    ) -> Result<(Arc<RpcMethod>, Option<Val>), CallError> {
+        let (class_rt, m) = self.method(class, method)?;
+        let args = m
+            .decode_args(args)
+            .map_err(|e| CallError::BadArguments(e.0))?;
+        let (class_rt, m) = (class_rt.clone(), m.clone());
+        let kind = EventKind::Rpc {
+            method: m.clone(),
+            args,
+        };
+        match self.deliver(&class_rt, id, name, kind, callers).await? {
+            EventOutput::Value(v) => Ok((m, v)),
+            EventOutput::Response(_) => unreachable!("rpc answers with a value"),
+        }
     }
 
     async fn deliver(
-        self: &Arc<Self>,
+        &self,
         class: &Arc<ClassRuntime>,
         id: ObjectId,
         name: Option<String>,
         kind: EventKind,
-    ) -> Result<Response, EventError> {
+        callers: CallChain,
+    ) -> Result<EventOutput, EventError> {
         let key = ObjectKey {
             class: class.name.clone(),
             id,
         };
+        let label = kind.label();
         let (reply, response) = oneshot::channel();
-        let envelope = Envelope { kind, name, reply };
-        let spawn = || ObjectActor::spawn(Arc::clone(self), Arc::clone(class), id);
+        let envelope = Envelope {
+            kind,
+            name,
+            callers,
+            reply,
+        };
+        let spawn = || ObjectActor::spawn(self.arc(), Arc::clone(class), id);
         match self.registry.enqueue(&key, envelope, &spawn) {
             Ok(()) => self.metrics.mailbox_depth.inc(),
             Err(Enqueue::Full) => {
-                self.metrics.event(&class.name, "fetch", "overloaded");
+                self.metrics.event(&class.name, label, "overloaded");
                 return Err(EventError::Overloaded {
                     object: key.to_string(),
                     limit: self.config.limits.mailbox,
@@ -108,6 +203,54 @@ impl Runtime {
             Err(EventError::Dropped {
                 object: key.to_string(),
             })
+        })
+    }
+}
+
+impl Peers for Runtime {
+    fn knows_class(&self, class: &str) -> bool {
+        self.classes.contains_key(class)
+    }
+
+    fn call(
+        &self,
+        target: Target,
+        method: String,
+        args: Value,
+        chain: CallChain,
+    ) -> BoxFuture<Result<Value, String>> {
+        let rt = self.arc();
+        Box::pin(async move {
+            let Target { class, id, name } = target;
+            let timeout = rt.config.limits.call_timeout;
+            let call = rt.call(&class, id, name, &method, &args, chain);
+            match tokio::time::timeout(timeout, call).await {
+                Ok(Ok((_, value))) => Ok(value.as_ref().map_or(Value::Null, rpc::json::encode)),
+                Ok(Err(e)) => Err(e.to_string()),
+                Err(_) => Err(format!(
+                    "timeout: {class}/{id} did not answer {method} within {timeout:?} (limits.call_timeout)"
+                )),
+            }
+        })
+    }
+
+    fn fetch(
+        &self,
+        target: Target,
+        req: Request,
+        chain: CallChain,
+    ) -> BoxFuture<Result<Response, String>> {
+        let rt = self.arc();
+        Box::pin(async move {
+            let Target { class, id, name } = target;
+            let timeout = rt.config.limits.call_timeout;
+            let class_rt = rt.known_class(&class).map_err(|e| e.to_string())?.clone();
+            match tokio::time::timeout(timeout, rt.fetch(&class_rt, id, name, req, chain)).await {
+                Ok(result) => result.map_err(|e| e.to_string()),
+                Err(_) => Err(format!(
+                    "timeout: {class}/{id} did not answer a fetch within {timeout:?} (limits.call_timeout)"
+                )),
+            }
         })
     }
 }

@@ -4,13 +4,17 @@
 //! Routes:
 //! - `ANY /obj/<class>/<name>/<path…>`     → `fetch` of the object named `<name>`
 //! - `ANY /obj/<class>/id/<hex>/<path…>`   → `fetch` of the object with that id
+//! - `GET  /rpc/<class>`                    → the class's RPC methods
+//! - `POST /rpc/<class>/<name>/<method>`     → call (body: JSON array or object of arguments)
+//! - `POST /rpc/<class>/id/<hex>/<method>`
 //! - `GET /_dohost/health`, `GET /_dohost/metrics`
 
 use crate::bindings::dohost::object::types::{Request, Response};
 use crate::id::ObjectId;
 use crate::limits::RETRY_AFTER_SECS;
 use crate::object::EventError;
-use crate::runtime::Runtime;
+use crate::rpc;
+use crate::runtime::{CallError, Runtime};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
@@ -124,10 +128,11 @@ async fn route(runtime: &Arc<Runtime>, req: hyper::Request<Incoming>) -> HttpRes
             runtime.metrics.render(),
         ),
         ["obj", rest @ ..] => object_route(runtime, req, rest).await,
+        ["rpc", ..] => rpc_route(runtime, req).await,
         _ => error_response(
             StatusCode::NOT_FOUND,
             format!(
-                "no route for {path}; use /obj/<class>/<name>/<path>, /obj/<class>/id/<hex>/<path>, /_dohost/health or /_dohost/metrics"
+                "no route for {path}; use /obj/<class>/<name>/<path>, /obj/<class>/id/<hex>/<path>, /rpc/<class>[/<name>/<method>], /_dohost/health or /_dohost/metrics"
             ),
         ),
     }
@@ -246,9 +251,141 @@ async fn object_route(
         headers,
         body: body.to_vec(),
     };
-    match runtime.fetch(class, id, name, request).await {
+    match runtime
+        .fetch(class, id, name, request, Default::default())
+        .await
+    {
         Ok(response) => guest_response(response, &method),
         Err(e) => event_error_response(&e),
+    }
+}
+
+/// Reads a request body up to `limits.max_body_bytes`.
+async fn read_body(
+    runtime: &Runtime,
+    req: hyper::Request<Incoming>,
+) -> Result<Bytes, HttpResponse> {
+    let limit = runtime.config.limits.max_body_bytes;
+    match Limited::new(req.into_body(), limit).collect().await {
+        Ok(body) => Ok(body.to_bytes()),
+        Err(e)
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some() =>
+        {
+            Err(error_response(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("request body larger than {limit} bytes (limits.max_body_bytes)"),
+            ))
+        }
+        Err(e) => Err(error_response(
+            StatusCode::BAD_REQUEST,
+            format!("reading the request body failed: {e}"),
+        )),
+    }
+}
+
+fn json_response(status: StatusCode, value: &serde_json::Value) -> HttpResponse {
+    text_response(status, "application/json", value.to_string())
+}
+
+/// Resolves `<name>` or `id/<hex>` of a URL into an id (and the name).
+fn resolve_object(
+    class: &str,
+    segments: &[&str],
+) -> Result<(ObjectId, Option<String>), HttpResponse> {
+    match segments {
+        ["id", hex] => ObjectId::parse(hex)
+            .map(|id| (id, None))
+            .map_err(|e| error_response(StatusCode::BAD_REQUEST, e.to_string())),
+        [name] => match percent_decode(name) {
+            Ok(name) if !name.is_empty() => Ok((ObjectId::from_name(class, &name), Some(name))),
+            Ok(_) => Err(error_response(StatusCode::BAD_REQUEST, "empty object name")),
+            Err(e) => Err(error_response(
+                StatusCode::BAD_REQUEST,
+                format!("bad object name: {e}"),
+            )),
+        },
+        _ => Err(error_response(
+            StatusCode::NOT_FOUND,
+            "use /rpc/<class>/<name>/<method> or /rpc/<class>/id/<hex>/<method>",
+        )),
+    }
+}
+
+/// `/rpc/<class>` (describe) and `/rpc/<class>/<name>|id/<hex>/<method>` (call).
+async fn rpc_route(runtime: &Arc<Runtime>, req: hyper::Request<Incoming>) -> HttpResponse {
+    let path = req.uri().path().trim_start_matches("/rpc/").to_string();
+    let segments: Vec<&str> = path.split('/').collect();
+    let class_name = segments[0];
+    let Some(class) = runtime.class(class_name) else {
+        return error_response(
+            StatusCode::NOT_FOUND,
+            format!(
+                "unknown class {class_name:?}; known classes: {}",
+                runtime.class_names().join(", ")
+            ),
+        );
+    };
+    if segments.len() == 1 || (segments.len() == 2 && segments[1].is_empty()) {
+        return json_response(StatusCode::OK, &class.rpc.describe(class_name));
+    }
+    let Some((method, object)) = segments[1..].split_last() else {
+        return error_response(StatusCode::NOT_FOUND, "missing method");
+    };
+    let (id, name) = match resolve_object(class_name, object) {
+        Ok(found) => found,
+        Err(res) => return res,
+    };
+    if req.method() != Method::POST {
+        return error_response(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "call RPC methods with POST and a JSON array (or object) of arguments",
+        );
+    }
+    let body = match read_body(runtime, req).await {
+        Ok(body) => body,
+        Err(res) => return res,
+    };
+    let args: serde_json::Value = if body.iter().all(u8::is_ascii_whitespace) {
+        serde_json::Value::Array(Vec::new())
+    } else {
+        match serde_json::from_slice(&body) {
+            Ok(args) => args,
+            Err(e) => {
+                return error_response(
+                    StatusCode::BAD_REQUEST,
+                    format!("the body is not JSON: {e}"),
+                )
+            }
+        }
+    };
+    match runtime
+        .call(class_name, id, name, method, &args, Default::default())
+        .await
+    {
+        Ok((_, value)) => {
+            let status = StatusCode::from_u16(rpc::result_status(&value)).unwrap_or(StatusCode::OK);
+            let json = match &value {
+                // A result is unwrapped: ok → 200 with the value, err → 422 {"error": value}.
+                Some(wasmtime::component::Val::Result(Ok(v))) => v
+                    .as_ref()
+                    .map_or(serde_json::Value::Null, |v| rpc::json::encode(v)),
+                Some(wasmtime::component::Val::Result(Err(e))) => {
+                    serde_json::json!({ "error": e.as_ref().map_or(serde_json::Value::Null, |v| rpc::json::encode(v)) })
+                }
+                Some(v) => rpc::json::encode(v),
+                None => serde_json::Value::Null,
+            };
+            json_response(status, &json)
+        }
+        Err(CallError::UnknownClass { .. }) => unreachable!("the class was found above"),
+        Err(e @ CallError::UnknownMethod { .. }) => {
+            error_response(StatusCode::NOT_FOUND, e.to_string())
+        }
+        Err(e @ CallError::BadArguments(_)) => {
+            error_response(StatusCode::BAD_REQUEST, e.to_string())
+        }
+        Err(CallError::Event(e)) => event_error_response(&e),
     }
 }
 

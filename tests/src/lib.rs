@@ -52,7 +52,10 @@ pub fn standard_classes() -> Vec<(&'static str, PathBuf)> {
     vec![
         ("Counter", guest("counter")),
         ("TenantDb", guest("tenant-db")),
+        ("Player", guest("leaderboard-player")),
+        ("Leaderboard", guest("leaderboard-board")),
         ("Hostile", guest("hostile")),
+        ("Types", guest("types-fixture")),
     ]
 }
 
@@ -221,6 +224,18 @@ impl TestHost {
 
     pub async fn post(&self, path: &str, body: impl Into<reqwest::Body>) -> Reply {
         self.request(reqwest::Method::POST, path, body).await
+    }
+
+    /// Calls an RPC method over HTTP with JSON arguments.
+    pub async fn rpc(
+        &self,
+        class: &str,
+        name: &str,
+        method: &str,
+        args: serde_json::Value,
+    ) -> (u16, serde_json::Value) {
+        self.post_json(&format!("/rpc/{class}/{name}/{method}"), args)
+            .await
     }
 
     /// POSTs JSON and parses a JSON reply.

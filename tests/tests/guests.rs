@@ -143,5 +143,21 @@ async fn identity_and_unsupported_features_are_reported() {
             "{line}"
         );
     }
-    assert_eq!(lines.lines().count(), 3);
+    assert_eq!(lines.lines().count(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failed_nested_transaction_rolls_back_only_its_part() {
+    let host = TestHost::start("").await;
+    let reply = host.post("/obj/Hostile/tx/nested", "").await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert!(
+        reply.body.starts_with("Err(") && reply.body.contains("inner failure"),
+        "{}",
+        reply.body
+    );
+    assert!(reply.body.ends_with("Ok(())"), "{}", reply.body);
+    assert_eq!(host.get("/obj/Hostile/tx/get?key=outer").await.body, "yes");
+    assert_eq!(host.get("/obj/Hostile/tx/get?key=inner").await.body, "none");
+    assert_eq!(host.get("/obj/Hostile/tx/get?key=kept").await.body, "yes");
 }

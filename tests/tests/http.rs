@@ -48,7 +48,8 @@ async fn unknown_classes_and_routes_are_404_with_guidance() {
     assert_eq!(reply.status, 404);
     let err = reply.json()["error"].as_str().unwrap().to_string();
     assert!(
-        err.contains("unknown class \"Nope\"") && err.contains("Counter, Hostile, TenantDb"),
+        err.contains("unknown class \"Nope\"")
+            && err.contains("Counter, Hostile, Leaderboard, Player, TenantDb, Types"),
         "{err}"
     );
     let reply = host.get("/elsewhere").await;

@@ -5,6 +5,8 @@
 //! - `POST /obj/Counter/<name>/increment[?by=N]`      → new value as text (N defaults to 1)
 //! - `POST /obj/Counter/<name>/increment-then-fail`   → writes the increment, then panics:
 //!   the client gets 500 and the stored value is unchanged (events are atomic).
+//! - RPC (interface `dohost:examples/counter`): `increment(by: s64) -> s64`, `get() -> s64`,
+//!   sharing the state of the fetch routes.
 
 use dohost_sdk::prelude::*;
 
@@ -75,3 +77,23 @@ impl DurableObject for Counter {
 }
 
 export_object!(Counter);
+
+/// The RPC methods: bindings for the example's own WIT interface, next to the
+/// SDK's bindings of the object world.
+mod rpc {
+    wit_bindgen::generate!({ path: "../wit", world: "dohost:examples/counter-rpc" });
+}
+
+struct CounterRpc;
+
+impl rpc::exports::dohost::examples::counter::Guest for CounterRpc {
+    fn increment(by: i64) -> i64 {
+        with_object(|c: &mut Counter| c.increment(by))
+    }
+
+    fn get() -> i64 {
+        with_object(|c: &mut Counter| c.value())
+    }
+}
+
+rpc::export!(CounterRpc with_types_in rpc);

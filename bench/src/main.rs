@@ -94,10 +94,7 @@ async fn instantiate_times(n: usize) -> anyhow::Result<(f64, f64)> {
         name: "Counter".into(),
         component: dohost_tests::guest("counter"),
     })?;
-    let call_limits = CallLimits {
-        cpu: limits.cpu_per_event,
-        memory: limits.memory_per_instance,
-    };
+    let call_limits = CallLimits::from(&limits);
     let id = ObjectId::from_name("Counter", "bench");
     let mut db = ObjectDb::open(&dir.path().join("bench.sqlite"))?;
     let mut times = Vec::with_capacity(n);
@@ -109,7 +106,7 @@ async fn instantiate_times(n: usize) -> anyhow::Result<(f64, f64)> {
             None,
             db,
             call_limits,
-            std::sync::Arc::new(dohost::peers::NoPeers),
+            dohost::instance::InstanceLinks::standalone(),
         )
         .await
         .map_err(|(e, _)| anyhow::anyhow!(e))?;

@@ -59,6 +59,11 @@ pub use storage::{ListOptions, Storage};
 pub use stub::WitResult;
 pub use websocket::{AutoResponse, Message, WebSocket};
 
+/// What a class that holds WebSockets needs besides the prelude.
+pub mod websocket_prelude {
+    pub use crate::AutoResponse;
+}
+
 /// Everything a class usually needs.
 pub mod prelude {
     pub use crate::{

@@ -65,6 +65,8 @@ struct RawLimits {
     mailbox: Option<usize>,
     max_body_bytes: Option<usize>,
     call_timeout: Option<String>,
+    max_sockets_per_object: Option<usize>,
+    max_ws_message_bytes: Option<usize>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -100,6 +102,8 @@ pub struct Limits {
     pub max_body_bytes: usize,
     /// How long a call from one object to another may take.
     pub call_timeout: Duration,
+    pub max_sockets_per_object: usize,
+    pub max_ws_message_bytes: usize,
 }
 
 impl Default for Limits {
@@ -112,6 +116,8 @@ impl Default for Limits {
             mailbox: limits::DEFAULT_MAILBOX,
             max_body_bytes: limits::DEFAULT_MAX_BODY,
             call_timeout: limits::DEFAULT_CALL_TIMEOUT,
+            max_sockets_per_object: limits::DEFAULT_MAX_SOCKETS_PER_OBJECT,
+            max_ws_message_bytes: limits::DEFAULT_MAX_WS_MESSAGE,
         }
     }
 }
@@ -250,6 +256,16 @@ impl Config {
                 "limits.call_timeout",
                 &raw.limits.call_timeout,
                 d.call_timeout,
+            )?,
+            max_sockets_per_object: positive(
+                "limits.max_sockets_per_object",
+                raw.limits.max_sockets_per_object,
+                d.max_sockets_per_object,
+            )?,
+            max_ws_message_bytes: positive(
+                "limits.max_ws_message_bytes",
+                raw.limits.max_ws_message_bytes,
+                d.max_ws_message_bytes,
             )?,
         };
 

@@ -4,13 +4,16 @@
 //! Owned by exactly one object actor; never shared, never called concurrently.
 //! After any failure the instance must be dropped (`into_db` keeps the database).
 
-use crate::bindings::dohost::object::types::{Request, Response};
+use crate::bindings::dohost::object::types::{Request, Response, WsMessage};
 use crate::bindings::Object;
 use crate::engine::ClassRuntime;
 use crate::guest_log::GuestLog;
 use crate::id::ObjectId;
+use crate::imports::websockets::{EventSockets, SocketHandle, MAX_HANDLES};
 use crate::peers::{CallChain, ChainLink, Peers};
+use crate::registry::ObjectKey;
 use crate::rpc::RpcMethod;
+use crate::sockets::{SocketHub, SocketId, SocketOp, SocketView};
 use crate::storage::ObjectDb;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -95,6 +98,11 @@ pub struct InstanceState {
     pub(crate) peers: Arc<dyn Peers>,
     /// The call chain of the current event, ending with this object.
     pub(crate) chain: CallChain,
+    /// The host's sockets, and this event's view of them.
+    pub(crate) sockets: Arc<SocketHub>,
+    pub(crate) event_sockets: EventSockets,
+    pub(crate) max_sockets: usize,
+    pub(crate) max_ws_message: usize,
     /// Names of ids this instance derived with `id-from-name`.
     pub(crate) known_names: std::collections::HashMap<(String, ObjectId), String>,
     deadline: Instant,
@@ -111,6 +119,13 @@ impl WasiView for InstanceState {
 }
 
 impl InstanceState {
+    pub(crate) fn key(&self) -> ObjectKey {
+        ObjectKey {
+            class: self.class.clone(),
+            id: self.id,
+        }
+    }
+
     /// Pushes the CPU deadline of the running event back by `by`.
     pub(crate) fn extend_deadline(&mut self, by: Duration) {
         self.deadline += by;
@@ -130,6 +145,36 @@ impl InstanceState {
 pub struct CallLimits {
     pub cpu: Duration,
     pub memory: u64,
+    pub max_sockets: usize,
+    pub max_ws_message: usize,
+}
+
+impl From<&crate::config::Limits> for CallLimits {
+    fn from(l: &crate::config::Limits) -> Self {
+        CallLimits {
+            cpu: l.cpu_per_event,
+            memory: l.memory_per_instance,
+            max_sockets: l.max_sockets_per_object,
+            max_ws_message: l.max_ws_message_bytes,
+        }
+    }
+}
+
+/// What an object instance reaches outside itself.
+#[derive(Clone)]
+pub struct InstanceLinks {
+    pub peers: Arc<dyn Peers>,
+    pub sockets: Arc<SocketHub>,
+}
+
+impl InstanceLinks {
+    /// Links for an instance that runs alone (benches): no other objects.
+    pub fn standalone() -> Self {
+        InstanceLinks {
+            peers: Arc::new(crate::peers::NoPeers),
+            sockets: Arc::default(),
+        }
+    }
 }
 
 /// A live instance of an object.
@@ -149,16 +194,18 @@ impl ObjectInstance {
         name: Option<String>,
         db: ObjectDb,
         limits: CallLimits,
-        peers: Arc<dyn Peers>,
+        links: InstanceLinks,
     ) -> Result<ObjectInstance, (String, ObjectDb)> {
         let log = GuestLog::new(format!("{}/{id}", class.name));
         let wasi = WasiCtx::builder()
             .stdout(log.clone())
             .stderr(log.clone())
             .build();
+        let mut table = ResourceTable::new();
+        table.set_max_capacity(MAX_HANDLES);
         let state = InstanceState {
             wasi,
-            table: ResourceTable::new(),
+            table,
             limiter: MemoryLimiter {
                 limit: limits.memory,
                 exceeded: false,
@@ -174,7 +221,11 @@ impl ObjectInstance {
             name,
             storage_failure: None,
             aborted: None,
-            peers,
+            peers: links.peers,
+            sockets: links.sockets,
+            event_sockets: EventSockets::default(),
+            max_sockets: limits.max_sockets,
+            max_ws_message: limits.max_ws_message,
             known_names: Default::default(),
             deadline: Instant::now() + limits.cpu,
             log,
@@ -225,8 +276,39 @@ impl ObjectInstance {
         state.chain = Arc::new(chain);
     }
 
+    /// Takes the socket operations of the last event (to apply after commit).
+    pub fn take_socket_ops(&mut self) -> Vec<SocketOp> {
+        std::mem::take(&mut self.store.data_mut().event_sockets.ops)
+    }
+
+    /// The socket the last event accepted, if any.
+    pub fn accepted_socket(&self) -> Option<SocketId> {
+        self.store
+            .data()
+            .event_sockets
+            .accepted
+            .as_ref()
+            .map(|(id, _)| *id)
+    }
+
+    /// Drops every pending operation of the socket accepted by the last event
+    /// (the handler accepted it but did not answer 101).
+    pub fn discard_accepted(&mut self) {
+        let sockets = &mut self.store.data_mut().event_sockets;
+        if let Some((id, _)) = sockets.accepted.take() {
+            sockets.ops.retain(|op| match op {
+                SocketOp::Accept { id: a, .. }
+                | SocketOp::Send { id: a, .. }
+                | SocketOp::Close { id: a, .. }
+                | SocketOp::Attach { id: a, .. } => *a != id,
+                SocketOp::SetAutoResponse(_) => true,
+            });
+        }
+    }
+
     fn start_call(&mut self) {
         let state = self.store.data_mut();
+        state.event_sockets = EventSockets::default();
         state.deadline = Instant::now() + self.limits.cpu;
         state.log.start_event();
         state.storage_failure = None;
@@ -302,9 +384,86 @@ impl ObjectInstance {
         }
     }
 
-    /// Delivers an HTTP request.
-    pub async fn fetch(&mut self, req: &Request) -> Result<Response, GuestFailure> {
+    /// Delivers a WebSocket message.
+    pub async fn socket_message(
+        &mut self,
+        socket: SocketId,
+        message: &WsMessage,
+    ) -> Result<Result<(), String>, GuestFailure> {
         self.start_call();
+        let ws = self.socket_handle(socket)?;
+        let result = self
+            .bindings
+            .dohost_object_handler()
+            .call_web_socket_message(&mut self.store, ws, message)
+            .await;
+        self.finish(result)
+    }
+
+    /// Delivers a closed socket's close.
+    pub async fn socket_close(
+        &mut self,
+        socket: &SocketView,
+        code: u16,
+        reason: &str,
+        was_clean: bool,
+    ) -> Result<Result<(), String>, GuestFailure> {
+        self.start_call();
+        self.store
+            .data_mut()
+            .event_sockets
+            .closed
+            .insert(socket.id, socket.clone());
+        let ws = self.socket_handle(socket.id)?;
+        let result = self
+            .bindings
+            .dohost_object_handler()
+            .call_web_socket_close(&mut self.store, ws, code, reason, was_clean)
+            .await;
+        self.finish(result)
+    }
+
+    /// Delivers a socket's protocol error.
+    pub async fn socket_error(
+        &mut self,
+        socket: SocketId,
+        error: &str,
+    ) -> Result<Result<(), String>, GuestFailure> {
+        self.start_call();
+        let ws = self.socket_handle(socket)?;
+        let result = self
+            .bindings
+            .dohost_object_handler()
+            .call_web_socket_error(&mut self.store, ws, error)
+            .await;
+        self.finish(result)
+    }
+
+    fn socket_handle(
+        &mut self,
+        socket: SocketId,
+    ) -> Result<wasmtime::component::Resource<SocketHandle>, GuestFailure> {
+        self.store
+            .data_mut()
+            .new_handle(socket)
+            .map_err(|e| GuestFailure::Trap(e.to_string()))
+    }
+
+    /// Classifies the outcome of a call.
+    fn finish<T>(&mut self, result: wasmtime::Result<T>) -> Result<T, GuestFailure> {
+        match result {
+            Ok(value) => match self.failure(None) {
+                Some(f) => Err(f),
+                None => Ok(value),
+            },
+            Err(e) => Err(self.failure(Some(e)).expect("an error is a failure")),
+        }
+    }
+
+    /// Delivers an HTTP request; `upgrade` if it asks for a WebSocket.
+    pub async fn fetch(&mut self, req: &Request, upgrade: bool) -> Result<Response, GuestFailure> {
+        self.start_call();
+        self.store.data_mut().event_sockets.upgrade = upgrade;
         let result = self
             .bindings
             .dohost_object_handler()

@@ -21,4 +21,5 @@ pub mod registry;
 pub mod rpc;
 pub mod runtime;
 pub mod server;
+pub mod sockets;
 pub mod storage;

@@ -16,6 +16,10 @@ pub const DEFAULT_MEMORY_PER_INSTANCE: u64 = 128 * 1024 * 1024;
 pub const DEFAULT_MAILBOX: usize = 1_000;
 /// How long a call from one object to another may take.
 pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(30);
+/// WebSockets one object may hold.
+pub const DEFAULT_MAX_SOCKETS_PER_OBJECT: usize = 32_768;
+/// Largest WebSocket message, in either direction.
+pub const DEFAULT_MAX_WS_MESSAGE: usize = 1024 * 1024;
 /// Largest accepted HTTP request body.
 pub const DEFAULT_MAX_BODY: usize = 16 * 1024 * 1024;
 /// Seconds a client is told to wait (`Retry-After`) when an object is overloaded.

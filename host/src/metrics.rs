@@ -37,6 +37,10 @@ pub struct Metrics {
     pub hibernations: Family<ReasonLabel, Counter>,
     pub commits: Counter,
     pub events_committed: Counter,
+    pub sockets_active: Gauge,
+    pub objects_hibernated_with_sockets: Gauge,
+    pub socket_auto_responses: Counter,
+    pub socket_wakeups: Counter,
 }
 
 impl Default for Metrics {
@@ -51,6 +55,10 @@ impl Default for Metrics {
             hibernations: Family::default(),
             commits: Counter::default(),
             events_committed: Counter::default(),
+            sockets_active: Gauge::default(),
+            objects_hibernated_with_sockets: Gauge::default(),
+            socket_auto_responses: Counter::default(),
+            socket_wakeups: Counter::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -92,6 +100,26 @@ impl Default for Metrics {
             "dohost_events_committed",
             "Events made durable by those commits",
             m.events_committed.clone(),
+        );
+        registry.register(
+            "dohost_websockets_active",
+            "Open WebSockets (host-owned)",
+            m.sockets_active.clone(),
+        );
+        registry.register(
+            "dohost_objects_hibernated_with_sockets",
+            "Objects without a live instance that hold open WebSockets",
+            m.objects_hibernated_with_sockets.clone(),
+        );
+        registry.register(
+            "dohost_websocket_auto_responses",
+            "Messages answered with the auto-response, without waking the object",
+            m.socket_auto_responses.clone(),
+        );
+        registry.register(
+            "dohost_websocket_wakeups",
+            "Instances created to handle a WebSocket event",
+            m.socket_wakeups.clone(),
         );
         Metrics { registry, ..m }
     }

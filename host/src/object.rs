@@ -12,13 +12,14 @@
 use crate::bindings::dohost::object::types::{Request, Response};
 use crate::engine::ClassRuntime;
 use crate::id::ObjectId;
-use crate::instance::{CallLimits, GuestFailure, ObjectInstance};
+use crate::instance::{CallLimits, GuestFailure, InstanceLinks, ObjectInstance};
 use crate::limits::MAX_EVENTS_PER_COMMIT;
 use crate::metrics::LiveGuard;
 use crate::peers::CallChain;
 use crate::registry::{ActivePermit, ObjectKey};
 use crate::rpc::RpcMethod;
 use crate::runtime::Runtime;
+use crate::sockets::{SocketEvent, SocketId, SocketOp};
 use crate::storage::ObjectDb;
 use std::sync::Arc;
 use std::time::Duration;
@@ -31,18 +32,26 @@ const ACTIVATION_WAIT: Duration = Duration::from_secs(10);
 /// What an event asks of the object.
 #[derive(Debug)]
 pub enum EventKind {
-    Fetch(Request),
+    /// An HTTP request; `upgrade` if it asks for a WebSocket.
+    Fetch {
+        request: Request,
+        upgrade: bool,
+    },
     Rpc {
         method: Arc<RpcMethod>,
         args: Vec<Val>,
     },
+    Socket(SocketEvent),
 }
 
 impl EventKind {
     pub fn label(&self) -> &'static str {
         match self {
-            EventKind::Fetch(_) => "fetch",
+            EventKind::Fetch { .. } => "fetch",
             EventKind::Rpc { .. } => "rpc",
+            EventKind::Socket(SocketEvent::Message { .. }) => "websocket_message",
+            EventKind::Socket(SocketEvent::Close { .. }) => "websocket_close",
+            EventKind::Socket(SocketEvent::Error { .. }) => "websocket_error",
         }
     }
 }
@@ -51,8 +60,15 @@ impl EventKind {
 #[derive(Debug)]
 pub enum EventOutput {
     Response(Response),
+    /// A fetch accepted a WebSocket and answered 101.
+    Upgrade {
+        response: Response,
+        socket: SocketId,
+    },
     /// The result of an RPC method (none for a method without result).
     Value(Option<Val>),
+    /// A WebSocket event was handled.
+    Done,
 }
 
 /// An event in a mailbox, with the channel for its reply.
@@ -273,6 +289,7 @@ impl ObjectActor {
             permit.touch();
         }
         let mut replies = Vec::with_capacity(batch.len());
+        let mut socket_ops: Vec<SocketOp> = Vec::new();
         if let Err(e) = self.db().begin() {
             let err = self.storage_failed(e);
             for envelope in batch {
@@ -293,6 +310,11 @@ impl ObjectActor {
                 }
                 let label = envelope.kind.label();
                 let result = self.run_event(envelope.kind, &envelope.callers).await;
+                if result.is_ok() {
+                    if let Some((instance, _)) = &mut self.instance {
+                        socket_ops.extend(instance.take_socket_ops());
+                    }
+                }
                 replies.push((envelope.reply, label, result));
             }
             if let Some(message) = self.broken.clone() {
@@ -315,6 +337,8 @@ impl ObjectActor {
                             .metrics
                             .events_committed
                             .inc_by(replies.len() as u64);
+                        // Messages, closes and accepts leave only after the commit.
+                        self.runtime.sockets.apply(&self.key, socket_ops);
                     }
                     Err(e) => {
                         let err = self.storage_failed(e);
@@ -340,9 +364,12 @@ impl ObjectActor {
     }
 
     /// Makes sure a constructed instance exists (inside the batch transaction).
-    async fn ensure_instance(&mut self) -> Result<(), EventError> {
+    async fn ensure_instance(&mut self, for_socket: bool) -> Result<(), EventError> {
         if self.instance.is_some() {
             return Ok(());
+        }
+        if for_socket {
+            self.runtime.metrics.socket_wakeups.inc();
         }
         let db = self
             .db
@@ -364,24 +391,24 @@ impl ObjectActor {
             }
         }
         let name = stored_name.or_else(|| self.name.clone());
-        let limits = CallLimits {
-            cpu: self.runtime.config.limits.cpu_per_event,
-            memory: self.runtime.config.limits.memory_per_instance,
+        let call_limits = CallLimits::from(&self.runtime.config.limits);
+        let links = InstanceLinks {
+            peers: self.runtime.clone(),
+            sockets: self.runtime.sockets.clone(),
         };
-        let peers: Arc<dyn crate::peers::Peers> = self.runtime.clone();
-        let mut instance =
-            match ObjectInstance::instantiate(&self.class, self.key.id, name, db, limits, peers)
-                .await
-            {
-                Ok(instance) => instance,
-                Err((message, db)) => {
-                    self.db = Some(db);
-                    return Err(EventError::Instantiate {
-                        object: self.object(),
-                        message,
-                    });
-                }
-            };
+        let instantiated =
+            ObjectInstance::instantiate(&self.class, self.key.id, name, db, call_limits, links)
+                .await;
+        let mut instance = match instantiated {
+            Ok(instance) => instance,
+            Err((message, db)) => {
+                self.db = Some(db);
+                return Err(EventError::Instantiate {
+                    object: self.object(),
+                    message,
+                });
+            }
+        };
         let guard = self.runtime.metrics.instance_started(&self.key.class);
         if let Err(e) = instance.db().begin_event() {
             self.db = Some(instance.into_db());
@@ -420,16 +447,43 @@ impl ObjectActor {
         kind: EventKind,
         callers: &CallChain,
     ) -> Result<EventOutput, EventError> {
-        self.ensure_instance().await?;
+        self.ensure_instance(matches!(kind, EventKind::Socket(_)))
+            .await?;
+        let object = self.object();
         let (instance, _) = self.instance.as_mut().expect("ensured");
         if let Err(e) = instance.db().begin_event() {
             return Err(self.storage_failed(e));
         }
         instance.set_callers(callers);
+        let handled = |r: Result<(), String>| {
+            if let Err(e) = r {
+                // A returned error is not a crash: the event's writes are kept.
+                tracing::warn!("object {object} websocket handler returned an error: {e}");
+            }
+            EventOutput::Done
+        };
         let result = match &kind {
-            EventKind::Fetch(req) => instance.fetch(req).await.map(EventOutput::Response),
+            EventKind::Fetch { request, upgrade } => instance
+                .fetch(request, *upgrade)
+                .await
+                .map(|response| upgrade_output(instance, response, &object)),
             EventKind::Rpc { method, args } => {
                 instance.call(method, args).await.map(EventOutput::Value)
+            }
+            EventKind::Socket(SocketEvent::Message { socket, message }) => {
+                instance.socket_message(*socket, message).await.map(handled)
+            }
+            EventKind::Socket(SocketEvent::Close {
+                socket,
+                code,
+                reason,
+                was_clean,
+            }) => instance
+                .socket_close(socket, *code, reason, *was_clean)
+                .await
+                .map(handled),
+            EventKind::Socket(SocketEvent::Error { socket, error }) => {
+                instance.socket_error(*socket, error).await.map(handled)
             }
         };
         match result {
@@ -444,5 +498,27 @@ impl ObjectActor {
                 Err(self.guest_failed(failure))
             }
         }
+    }
+}
+
+/// Matches a fetch's response with its WebSocket accept: 101 needs an accepted
+/// socket, and an accepted socket needs 101 (otherwise it is dropped).
+fn upgrade_output(instance: &mut ObjectInstance, response: Response, object: &str) -> EventOutput {
+    match (instance.accepted_socket(), response.status) {
+        (Some(socket), 101) => EventOutput::Upgrade { response, socket },
+        (Some(_), _) => {
+            instance.discard_accepted();
+            EventOutput::Response(response)
+        }
+        (None, 101) => EventOutput::Response(Response {
+            status: 500,
+            headers: vec![("content-type".into(), "application/json".into())],
+            body: serde_json::json!({
+                "error": format!("object {object} answered 101 without accepting the WebSocket (call accept first)")
+            })
+            .to_string()
+            .into_bytes(),
+        }),
+        (None, _) => EventOutput::Response(response),
     }
 }

@@ -30,8 +30,8 @@ impl std::fmt::Display for ObjectKey {
 /// Why an event could not be enqueued.
 #[derive(Debug)]
 pub enum Enqueue {
-    /// The mailbox is full (the event is dropped).
-    Full,
+    /// The mailbox is full; the event is handed back.
+    Full(Box<Envelope>),
 }
 
 /// An active object's entry for LRU eviction.
@@ -104,7 +104,7 @@ impl Registry {
             let entry = self.actors.entry(key.clone()).or_insert_with(spawn);
             match entry.try_send(envelope) {
                 Ok(()) => return Ok(()),
-                Err(mpsc::error::TrySendError::Full(_)) => return Err(Enqueue::Full),
+                Err(mpsc::error::TrySendError::Full(e)) => return Err(Enqueue::Full(Box::new(e))),
                 // The actor died without leaving (a host bug): replace it.
                 Err(mpsc::error::TrySendError::Closed(e)) => {
                     tracing::error!("object {key} had a dead mailbox; restarting it");
@@ -127,6 +127,11 @@ impl Registry {
     /// Number of objects with a running actor.
     pub fn actors(&self) -> usize {
         self.actors.len()
+    }
+
+    /// True if the object holds an active slot (open database or instance).
+    pub fn is_active(&self, key: &ObjectKey) -> bool {
+        self.slots.contains_key(key)
     }
 
     pub fn mark_hibernated(&self, key: &ObjectKey) -> bool {

@@ -11,6 +11,7 @@ use crate::object::{Envelope, EventError, EventKind, EventOutput, ObjectActor};
 use crate::peers::{BoxFuture, CallChain, Peers, Target};
 use crate::registry::{Enqueue, ObjectKey, Registry};
 use crate::rpc::{self, RpcMethod};
+use crate::sockets::{SocketEvent, SocketHub};
 use anyhow::Context;
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -25,6 +26,7 @@ pub struct Runtime {
     classes: BTreeMap<String, Arc<ClassRuntime>>,
     pub registry: Arc<Registry>,
     pub metrics: Metrics,
+    pub sockets: Arc<SocketHub>,
     /// Itself, for handing out to actors spawned from `&self`.
     me: Weak<Runtime>,
 }
@@ -72,6 +74,7 @@ impl Runtime {
             engine,
             classes,
             metrics: Metrics::default(),
+            sockets: Arc::default(),
             me: me.clone(),
         }))
     }
@@ -113,13 +116,83 @@ impl Runtime {
         request: Request,
         callers: CallChain,
     ) -> Result<Response, EventError> {
-        match self
-            .deliver(class, id, name, EventKind::Fetch(request), callers)
-            .await?
-        {
+        let kind = EventKind::Fetch {
+            request,
+            upgrade: false,
+        };
+        match self.deliver(class, id, name, kind, callers).await? {
             EventOutput::Response(r) => Ok(r),
-            EventOutput::Value(_) => unreachable!("fetch answers with a response"),
+            other => unreachable!("fetch answered {other:?}"),
         }
+    }
+
+    /// Delivers a request that asks for a WebSocket upgrade: the answer is
+    /// either an ordinary response or an accepted socket with its 101.
+    pub async fn fetch_upgrade(
+        &self,
+        class: &Arc<ClassRuntime>,
+        id: ObjectId,
+        name: Option<String>,
+        request: Request,
+    ) -> Result<EventOutput, EventError> {
+        let kind = EventKind::Fetch {
+            request,
+            upgrade: true,
+        };
+        self.deliver(class, id, name, kind, CallChain::default())
+            .await
+    }
+
+    /// Queues a WebSocket event for an object, waiting for room in its mailbox
+    /// (the socket's reader pauses meanwhile: backpressure, nothing dropped).
+    pub async fn deliver_socket_event(
+        &self,
+        class: &Arc<ClassRuntime>,
+        id: ObjectId,
+        name: Option<String>,
+        event: SocketEvent,
+    ) {
+        let key = ObjectKey {
+            class: class.name.clone(),
+            id,
+        };
+        let (reply, _ignored) = oneshot::channel();
+        let mut envelope = Envelope {
+            kind: EventKind::Socket(event),
+            name,
+            callers: CallChain::default(),
+            reply,
+        };
+        let spawn = || ObjectActor::spawn(self.arc(), Arc::clone(class), id);
+        loop {
+            match self.registry.enqueue(&key, envelope, &spawn) {
+                Ok(()) => {
+                    self.metrics.mailbox_depth.inc();
+                    return;
+                }
+                Err(Enqueue::Full(back)) => {
+                    envelope = *back;
+                    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+                }
+            }
+        }
+    }
+
+    /// The metrics in Prometheus text, with the gauges that are computed on demand.
+    pub fn render_metrics(&self) -> String {
+        let m = &self.metrics;
+        m.sockets_active.set(self.sockets.open_sockets() as i64);
+        let hibernated = self
+            .sockets
+            .objects_with_sockets()
+            .iter()
+            .filter(|k| !self.registry.is_active(k))
+            .count();
+        m.objects_hibernated_with_sockets.set(hibernated as i64);
+        let served = self.sockets.auto_responses();
+        m.socket_auto_responses
+            .inc_by(served.saturating_sub(m.socket_auto_responses.get()));
+        m.render()
     }
 
     /// Looks up an RPC method of a class.
@@ -164,7 +237,7 @@ impl Runtime {
         };
         match self.deliver(&class_rt, id, name, kind, callers).await? {
             EventOutput::Value(v) => Ok((m, v)),
-            EventOutput::Response(_) => unreachable!("rpc answers with a value"),
+            other => unreachable!("rpc answered {other:?}"),
         }
     }
 
@@ -191,7 +264,7 @@ impl Runtime {
         let spawn = || ObjectActor::spawn(self.arc(), Arc::clone(class), id);
         match self.registry.enqueue(&key, envelope, &spawn) {
             Ok(()) => self.metrics.mailbox_depth.inc(),
-            Err(Enqueue::Full) => {
+            Err(Enqueue::Full(_)) => {
                 self.metrics.event(&class.name, label, "overloaded");
                 return Err(EventError::Overloaded {
                     object: key.to_string(),

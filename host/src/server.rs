@@ -9,10 +9,14 @@
 //! - `POST /rpc/<class>/id/<hex>/<method>`
 //! - `GET /_dohost/health`, `GET /_dohost/metrics`
 
+// A route step that fails has an HTTP response ready: that is its natural error.
+#![allow(clippy::result_large_err)]
+
 use crate::bindings::dohost::object::types::{Request, Response};
 use crate::id::ObjectId;
 use crate::limits::RETRY_AFTER_SECS;
-use crate::object::EventError;
+use crate::object::{EventError, EventOutput};
+use crate::registry::ObjectKey;
 use crate::rpc;
 use crate::runtime::{CallError, Runtime};
 use bytes::Bytes;
@@ -38,7 +42,10 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()>,
 ) {
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    // Connections watch `stop` to finish gracefully; each holds a `done`
+    // sender, so `done_rx` ends when the last one has.
+    let (stop, _) = tokio::sync::watch::channel(false);
+    let (done, mut done_rx) = tokio::sync::mpsc::channel::<()>(1);
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
         .header_read_timeout(HEADER_READ_TIMEOUT)
@@ -63,15 +70,29 @@ pub async fn serve(
             let runtime = runtime.clone();
             async move { Ok::<_, std::convert::Infallible>(route(&runtime, req).await) }
         });
-        let conn = http.serve_connection(TokioIo::new(stream), service);
-        let conn = graceful.watch(conn);
+        let conn = http
+            .serve_connection(TokioIo::new(stream), service)
+            .with_upgrades();
+        let mut stopping = stop.subscribe();
+        let done = done.clone();
         tokio::spawn(async move {
-            if let Err(e) = conn.await {
+            tokio::pin!(conn);
+            let result = tokio::select! {
+                result = conn.as_mut() => result,
+                _ = stopping.changed() => {
+                    conn.as_mut().graceful_shutdown();
+                    conn.await
+                }
+            };
+            if let Err(e) = result {
                 tracing::debug!("connection ended: {e}");
             }
+            drop(done);
         });
     }
-    graceful.shutdown().await;
+    let _ = stop.send(true);
+    drop(done);
+    let _ = done_rx.recv().await;
 }
 
 /// A JSON error body `{"error": message}` with `status`.
@@ -125,7 +146,7 @@ async fn route(runtime: &Arc<Runtime>, req: hyper::Request<Incoming>) -> HttpRes
         ["_dohost", "metrics"] => text_response(
             StatusCode::OK,
             "text/plain; version=0.0.4; charset=utf-8",
-            runtime.metrics.render(),
+                        runtime.render_metrics(),
         ),
         ["obj", rest @ ..] => object_route(runtime, req, rest).await,
         ["rpc", ..] => rpc_route(runtime, req).await,
@@ -160,9 +181,44 @@ fn percent_decode(segment: &str) -> Result<String, String> {
     String::from_utf8(out).map_err(|_| format!("{segment:?} is not UTF-8 once decoded"))
 }
 
+/// The `Sec-WebSocket-Key` of a valid WebSocket upgrade request, `None` for an
+/// ordinary request, or a 400 for a broken handshake.
+fn websocket_key(req: &hyper::Request<Incoming>) -> Result<Option<String>, HttpResponse> {
+    let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
+    let wants = header("upgrade").is_some_and(|v| {
+        v.split(',')
+            .any(|t| t.trim().eq_ignore_ascii_case("websocket"))
+    });
+    if !wants {
+        return Ok(None);
+    }
+    let bad = |why: &str| {
+        Err(error_response(
+            StatusCode::BAD_REQUEST,
+            format!("invalid WebSocket handshake: {why}"),
+        ))
+    };
+    if req.method() != Method::GET {
+        return bad("the method must be GET");
+    }
+    if !header("connection").is_some_and(|v| {
+        v.split(',')
+            .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
+    }) {
+        return bad("the Connection header must contain Upgrade");
+    }
+    if header("sec-websocket-version") != Some("13") {
+        return bad("Sec-WebSocket-Version must be 13");
+    }
+    match header("sec-websocket-key") {
+        Some(key) if !key.is_empty() => Ok(Some(key.to_string())),
+        _ => bad("Sec-WebSocket-Key is missing"),
+    }
+}
+
 async fn object_route(
     runtime: &Arc<Runtime>,
-    req: hyper::Request<Incoming>,
+    mut req: hyper::Request<Incoming>,
     rest: &[&str],
 ) -> HttpResponse {
     // rest = [class, name, path…] or [class, "id", hex/path…] (split at most 3 times).
@@ -210,6 +266,10 @@ async fn object_route(
             tail.unwrap_or("").to_string(),
         )
     };
+    let ws_key = match websocket_key(&req) {
+        Ok(key) => key,
+        Err(res) => return res,
+    };
     let url = match req.uri().query() {
         Some(q) => format!("/{object_path}?{q}"),
         None => format!("/{object_path}"),
@@ -225,25 +285,10 @@ async fn object_route(
             )
         })
         .collect();
-    let limit = runtime.config.limits.max_body_bytes;
-    let body = match Limited::new(req.into_body(), limit).collect().await {
-        Ok(body) => body.to_bytes(),
-        Err(e) => {
-            return if e
-                .downcast_ref::<http_body_util::LengthLimitError>()
-                .is_some()
-            {
-                error_response(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    format!("request body larger than {limit} bytes (limits.max_body_bytes)"),
-                )
-            } else {
-                error_response(
-                    StatusCode::BAD_REQUEST,
-                    format!("reading the request body failed: {e}"),
-                )
-            };
-        }
+    let on_upgrade = ws_key.as_ref().map(|_| hyper::upgrade::on(&mut req));
+    let body = match read_body(runtime, req).await {
+        Ok(body) => body,
+        Err(res) => return res,
     };
     let request = Request {
         method: method.as_str().to_string(),
@@ -251,11 +296,54 @@ async fn object_route(
         headers,
         body: body.to_vec(),
     };
+    let (Some(ws_key), Some(on_upgrade)) = (ws_key, on_upgrade) else {
+        return match runtime
+            .fetch(class, id, name, request, Default::default())
+            .await
+        {
+            Ok(response) => guest_response(response, &method),
+            Err(e) => event_error_response(&e),
+        };
+    };
     match runtime
-        .fetch(class, id, name, request, Default::default())
+        .fetch_upgrade(class, id, name.clone(), request)
         .await
     {
-        Ok(response) => guest_response(response, &method),
+        Ok(EventOutput::Upgrade { response, socket }) => {
+            let mut res = guest_response(response, &method);
+            let headers = res.headers_mut();
+            headers.insert(
+                hyper::header::UPGRADE,
+                HeaderValue::from_static("websocket"),
+            );
+            headers.insert(
+                hyper::header::CONNECTION,
+                HeaderValue::from_static("Upgrade"),
+            );
+            let accept =
+                tokio_tungstenite::tungstenite::handshake::derive_accept_key(ws_key.as_bytes());
+            if let Ok(accept) = HeaderValue::from_str(&accept) {
+                headers.insert(hyper::header::SEC_WEBSOCKET_ACCEPT, accept);
+            }
+            let key = ObjectKey {
+                class: class.name.clone(),
+                id,
+            };
+            tokio::spawn(crate::sockets::serve_socket(
+                runtime.clone(),
+                class.clone(),
+                key,
+                name,
+                socket,
+                on_upgrade,
+            ));
+            res
+        }
+        Ok(EventOutput::Response(response)) => guest_response(response, &method),
+        Ok(other) => error_response(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("unexpected answer {other:?}"),
+        ),
         Err(e) => event_error_response(&e),
     }
 }
@@ -397,13 +485,7 @@ fn guest_response(res: Response, method: &Method) -> HttpResponse {
             format!("the object returned an invalid HTTP status {}", res.status),
         );
     };
-    if status == StatusCode::SWITCHING_PROTOCOLS {
-        return error_response(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "the object returned 101 but WebSockets are not supported yet",
-        );
-    }
-    let body = if method == Method::HEAD {
+    let body = if method == Method::HEAD || status == StatusCode::SWITCHING_PROTOCOLS {
         Vec::new()
     } else {
         res.body

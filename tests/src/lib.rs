@@ -52,6 +52,7 @@ pub fn standard_classes() -> Vec<(&'static str, PathBuf)> {
     vec![
         ("Counter", guest("counter")),
         ("TenantDb", guest("tenant-db")),
+        ("ChatRoom", guest("chat")),
         ("Player", guest("leaderboard-player")),
         ("Leaderboard", guest("leaderboard-board")),
         ("Hostile", guest("hostile")),
@@ -298,5 +299,106 @@ where
             "timed out waiting for: {what}"
         );
         tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+/// A WebSocket client connected to a test host.
+pub struct WsClient {
+    stream: tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >,
+}
+
+/// How long a test waits for a WebSocket message before failing.
+pub const WS_WAIT: Duration = Duration::from_secs(10);
+
+impl TestHost {
+    /// Opens a WebSocket to `path` (e.g. `/obj/ChatRoom/r/ws?user=a`).
+    pub async fn ws(&self, path: &str) -> WsClient {
+        self.try_ws(path)
+            .await
+            .unwrap_or_else(|e| panic!("ws {path}: {e}"))
+    }
+
+    /// Opens a WebSocket, or returns the handshake error.
+    pub async fn try_ws(
+        &self,
+        path: &str,
+    ) -> Result<WsClient, tokio_tungstenite::tungstenite::Error> {
+        let url = format!("{}{path}", self.url.replacen("http://", "ws://", 1));
+        let (stream, _) = tokio_tungstenite::connect_async(url).await?;
+        Ok(WsClient { stream })
+    }
+}
+
+impl WsClient {
+    pub async fn send(&mut self, text: &str) {
+        use futures_util::SinkExt;
+        self.stream
+            .send(tokio_tungstenite::tungstenite::Message::text(text))
+            .await
+            .expect("ws send");
+    }
+
+    pub async fn send_message(&mut self, message: tokio_tungstenite::tungstenite::Message) {
+        use futures_util::SinkExt;
+        self.stream.send(message).await.expect("ws send");
+    }
+
+    /// The next message (text or binary), skipping pings and pongs.
+    pub async fn next_message(&mut self) -> tokio_tungstenite::tungstenite::Message {
+        use futures_util::StreamExt;
+        use tokio_tungstenite::tungstenite::Message;
+        loop {
+            let msg = tokio::time::timeout(WS_WAIT, self.stream.next())
+                .await
+                .expect("timed out waiting for a WebSocket message")
+                .expect("the socket ended")
+                .expect("ws error");
+            match msg {
+                Message::Ping(_) | Message::Pong(_) => continue,
+                other => return other,
+            }
+        }
+    }
+
+    /// The next text message.
+    pub async fn next_text(&mut self) -> String {
+        match self.next_message().await {
+            tokio_tungstenite::tungstenite::Message::Text(t) => t.to_string(),
+            other => panic!("expected text, got {other:?}"),
+        }
+    }
+
+    /// The next text message parsed as JSON.
+    pub async fn next_json(&mut self) -> serde_json::Value {
+        serde_json::from_str(&self.next_text().await).expect("JSON message")
+    }
+
+    /// Waits for the server's close frame; returns (code, reason).
+    pub async fn closed(&mut self) -> (u16, String) {
+        use tokio_tungstenite::tungstenite::Message;
+        match self.next_message().await {
+            Message::Close(Some(frame)) => (frame.code.into(), frame.reason.to_string()),
+            Message::Close(None) => (1005, String::new()),
+            other => panic!("expected a close, got {other:?}"),
+        }
+    }
+
+    /// Closes from the client side with `code` and waits for the end.
+    pub async fn close(mut self, code: u16, reason: &str) {
+        use futures_util::StreamExt;
+        use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+        let frame = CloseFrame {
+            code: code.into(),
+            reason: reason.into(),
+        };
+        let _ = self.stream.close(Some(frame)).await;
+        while let Ok(Some(Ok(_))) = tokio::time::timeout(WS_WAIT, self.stream.next()).await {}
+    }
+
+    /// Drops the TCP connection without a close frame.
+    pub fn abort(self) {
+        drop(self.stream);
     }
 }

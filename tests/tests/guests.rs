@@ -143,7 +143,7 @@ async fn identity_and_unsupported_features_are_reported() {
             "{line}"
         );
     }
-    assert_eq!(lines.lines().count(), 2);
+    assert_eq!(lines.lines().count(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread")]

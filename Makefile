@@ -5,7 +5,7 @@
 # small `guest` profile into target/wasm32-wasip2/guest/.
 
 CARGO  ?= cargo
-GUESTS := -p counter -p tenant-db -p chat -p leaderboard-player -p leaderboard-board \
+GUESTS := -p counter -p tenant-db -p chat -p batcher -p leaderboard-player -p leaderboard-board \
           -p hostile -p types-fixture
 WASM_TARGET := wasm32-wasip2
 

@@ -52,6 +52,12 @@ pub enum Command {
         #[arg(long, default_value = "http://127.0.0.1:8787")]
         url: String,
     },
+    /// List the scheduled alarms of a running server (earliest first).
+    Alarms {
+        /// The server.
+        #[arg(long, default_value = "http://127.0.0.1:8787")]
+        url: String,
+    },
 }
 
 /// Runs the command line; returns when the command is done.
@@ -93,12 +99,20 @@ pub fn main() -> anyhow::Result<()> {
                 .context("starting the tokio runtime")?;
             rt.block_on(crate::client::call(&url, &class, &name, id, &method, &args))
         }
+        Command::Alarms { url } => {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .context("starting the tokio runtime")?;
+            rt.block_on(crate::client::alarms(&url))
+        }
     }
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {
     let listen = config.listen;
     let runtime = Runtime::new(config)?;
+    runtime.start();
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;

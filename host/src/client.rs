@@ -23,8 +23,22 @@ fn encode_segment(s: &str) -> String {
         .collect()
 }
 
+/// GETs `url` + `path`; returns (status, body).
+pub async fn get(url: &str, path: &str) -> anyhow::Result<(u16, String)> {
+    request(hyper::Method::GET, url, path, String::new()).await
+}
+
 /// POSTs `body` to `url` + `path`; returns (status, body).
 pub async fn post(url: &str, path: &str, body: String) -> anyhow::Result<(u16, String)> {
+    request(hyper::Method::POST, url, path, body).await
+}
+
+async fn request(
+    method: hyper::Method,
+    url: &str,
+    path: &str,
+    body: String,
+) -> anyhow::Result<(u16, String)> {
     let uri: hyper::Uri = format!("{}{path}", url.trim_end_matches('/'))
         .parse()
         .context("invalid --url")?;
@@ -38,7 +52,9 @@ pub async fn post(url: &str, path: &str, body: String) -> anyhow::Result<(u16, S
         .with_context(|| format!("cannot connect to {addr} (is `dohost serve` running?)"))?;
     let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
     tokio::spawn(conn);
-    let req = hyper::Request::post(uri.path_and_query().map_or("/", |p| p.as_str()))
+    let req = hyper::Request::builder()
+        .method(method)
+        .uri(uri.path_and_query().map_or("/", |p| p.as_str()))
         .header("host", &addr)
         .header("content-type", "application/json")
         .body(Full::new(Bytes::from(body)))?;
@@ -46,6 +62,29 @@ pub async fn post(url: &str, path: &str, body: String) -> anyhow::Result<(u16, S
     let status = res.status().as_u16();
     let body = res.into_body().collect().await?.to_bytes();
     Ok((status, String::from_utf8_lossy(&body).into_owned()))
+}
+
+/// `dohost alarms`: prints one line per scheduled alarm.
+pub async fn alarms(url: &str) -> anyhow::Result<()> {
+    let (status, body) = get(url, "/_dohost/alarms").await?;
+    if status != 200 {
+        bail!("{status}: {body}");
+    }
+    let list: Vec<Value> =
+        serde_json::from_str(&body).context("the server's answer is not a JSON list")?;
+    println!("{:<25} {:<16} {:<64} NAME", "AT (UTC)", "CLASS", "ID");
+    for a in list {
+        let at = a["at"].as_i64().unwrap_or(0);
+        let when = std::time::UNIX_EPOCH + std::time::Duration::from_millis(at.max(0) as u64);
+        println!(
+            "{:<25} {:<16} {:<64} {}",
+            humantime::format_rfc3339_millis(when).to_string(),
+            a["class"].as_str().unwrap_or(""),
+            a["id"].as_str().unwrap_or(""),
+            a["name"].as_str().unwrap_or("")
+        );
+    }
+    Ok(())
 }
 
 /// `dohost call`: prints the JSON result, or fails with the server's error.

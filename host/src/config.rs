@@ -50,6 +50,8 @@ struct RawManifest {
     #[serde(default)]
     limits: RawLimits,
     #[serde(default)]
+    alarms: RawAlarms,
+    #[serde(default)]
     classes: BTreeMap<String, RawClass>,
     #[serde(default)]
     migrations: Vec<RawMigration>,
@@ -67,6 +69,13 @@ struct RawLimits {
     call_timeout: Option<String>,
     max_sockets_per_object: Option<usize>,
     max_ws_message_bytes: Option<usize>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAlarms {
+    retry_base: Option<String>,
+    max_retries: Option<u32>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -137,6 +146,7 @@ pub struct Config {
     /// Where compiled components are cached (default `<data_dir>/_dohost/compiled`).
     pub cache_dir: PathBuf,
     pub limits: Limits,
+    pub alarms: crate::alarms::AlarmPolicy,
     pub classes: Vec<ClassConfig>,
 }
 
@@ -269,6 +279,15 @@ impl Config {
             )?,
         };
 
+        let default_policy = crate::alarms::AlarmPolicy::default();
+        let alarms = crate::alarms::AlarmPolicy {
+            retry_base: duration(
+                "alarms.retry_base",
+                &raw.alarms.retry_base,
+                default_policy.retry_base,
+            )?,
+            max_retries: raw.alarms.max_retries.unwrap_or(default_policy.max_retries),
+        };
         if raw.classes.is_empty() {
             return Err(invalid(
                 "classes",
@@ -363,6 +382,7 @@ impl Config {
             data_dir,
             cache_dir,
             limits,
+            alarms,
             classes,
         })
     }

@@ -94,6 +94,8 @@ pub struct InstanceState {
     pub(crate) storage_failure: Option<String>,
     /// Set by `state.abort`.
     pub(crate) aborted: Option<String>,
+    /// The event set, deleted or cleared the alarm (the index must follow).
+    pub(crate) alarm_dirty: bool,
     /// Other objects, for the `namespaces` import.
     pub(crate) peers: Arc<dyn Peers>,
     /// The call chain of the current event, ending with this object.
@@ -221,6 +223,7 @@ impl ObjectInstance {
             name,
             storage_failure: None,
             aborted: None,
+            alarm_dirty: false,
             peers: links.peers,
             sockets: links.sockets,
             event_sockets: EventSockets::default(),
@@ -306,9 +309,15 @@ impl ObjectInstance {
         }
     }
 
+    /// True if the last event changed the alarm; resets the flag.
+    pub fn take_alarm_dirty(&mut self) -> bool {
+        std::mem::take(&mut self.store.data_mut().alarm_dirty)
+    }
+
     fn start_call(&mut self) {
         let state = self.store.data_mut();
         state.event_sockets = EventSockets::default();
+        state.alarm_dirty = false;
         state.deadline = Instant::now() + self.limits.cpu;
         state.log.start_event();
         state.storage_failure = None;
@@ -382,6 +391,21 @@ impl ObjectInstance {
             },
             Err(e) => Err(self.failure(Some(e)).expect("an error is a failure")),
         }
+    }
+
+    /// Runs the alarm handler.
+    pub async fn alarm(&mut self, retry_count: u32) -> Result<Result<(), String>, GuestFailure> {
+        self.start_call();
+        let info = crate::bindings::dohost::object::types::AlarmInfo {
+            retry_count,
+            is_retry: retry_count > 0,
+        };
+        let result = self
+            .bindings
+            .dohost_object_handler()
+            .call_alarm(&mut self.store, info)
+            .await;
+        self.finish(result)
     }
 
     /// Delivers a WebSocket message.

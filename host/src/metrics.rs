@@ -41,6 +41,14 @@ pub struct Metrics {
     pub objects_hibernated_with_sockets: Gauge,
     pub socket_auto_responses: Counter,
     pub socket_wakeups: Counter,
+    pub alarms: Family<AlarmLabels, Counter>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct AlarmLabels {
+    pub class: String,
+    /// fired (the handler ran), retried (a retry was scheduled), failed (given up).
+    pub outcome: String,
 }
 
 impl Default for Metrics {
@@ -59,6 +67,7 @@ impl Default for Metrics {
             objects_hibernated_with_sockets: Gauge::default(),
             socket_auto_responses: Counter::default(),
             socket_wakeups: Counter::default(),
+            alarms: Family::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -121,6 +130,11 @@ impl Default for Metrics {
             "Instances created to handle a WebSocket event",
             m.socket_wakeups.clone(),
         );
+        registry.register(
+            "dohost_alarms",
+            "Alarm handler runs (fired), retries scheduled (retried) and alarms given up (failed)",
+            m.alarms.clone(),
+        );
         Metrics { registry, ..m }
     }
 }
@@ -139,6 +153,15 @@ impl Metrics {
             .get_or_create(&EventLabels {
                 class: class.to_string(),
                 kind: kind.to_string(),
+                outcome: outcome.to_string(),
+            })
+            .inc();
+    }
+
+    pub fn alarm(&self, class: &str, outcome: &str) {
+        self.alarms
+            .get_or_create(&AlarmLabels {
+                class: class.to_string(),
                 outcome: outcome.to_string(),
             })
             .inc();

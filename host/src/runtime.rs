@@ -2,6 +2,7 @@
 //! metrics, for the life of the process. Front ends (HTTP server, `namespaces`
 //! calls between objects) deliver events through `Runtime::deliver`.
 
+use crate::alarms::AlarmScheduler;
 use crate::bindings::dohost::object::types::{Request, Response};
 use crate::config::Config;
 use crate::engine::{ClassRuntime, Engine, LoadKind};
@@ -27,6 +28,7 @@ pub struct Runtime {
     pub registry: Arc<Registry>,
     pub metrics: Metrics,
     pub sockets: Arc<SocketHub>,
+    pub alarms: Arc<AlarmScheduler>,
     /// Itself, for handing out to actors spawned from `&self`.
     me: Weak<Runtime>,
 }
@@ -68,7 +70,11 @@ impl Runtime {
             );
             classes.insert(class.name.clone(), Arc::new(loaded));
         }
+        let class_names: Vec<Arc<str>> = classes.values().map(|c| c.name.clone()).collect();
+        let alarms = AlarmScheduler::open(&config.data_dir, &class_names, config.alarms)
+            .context("opening the alarm index")?;
         Ok(Arc::new_cyclic(|me| Runtime {
+            alarms: Arc::new(alarms),
             registry: Registry::new(config.limits.max_active),
             config,
             engine,
@@ -174,6 +180,38 @@ impl Runtime {
                     envelope = *back;
                     tokio::time::sleep(std::time::Duration::from_millis(5)).await;
                 }
+            }
+        }
+    }
+
+    /// Starts the background work of the runtime (the alarm scheduler).
+    pub fn start(self: &Arc<Self>) {
+        let me = Arc::downgrade(self);
+        tokio::spawn(self.alarms.clone().run(move |key| {
+            let me = me.clone();
+            async move {
+                match me.upgrade() {
+                    Some(rt) => rt.deliver_alarm(key).await,
+                    None => true,
+                }
+            }
+        }));
+    }
+
+    /// Runs an object's alarm event; false if it could not be delivered (the
+    /// scheduler tries again soon).
+    async fn deliver_alarm(&self, key: ObjectKey) -> bool {
+        let Some(class) = self.class(&key.class).cloned() else {
+            return true;
+        };
+        match self
+            .deliver(&class, key.id, None, EventKind::Alarm, CallChain::default())
+            .await
+        {
+            Ok(_) | Err(EventError::Guest { .. }) => true,
+            Err(e) => {
+                tracing::warn!("alarm of {key} not delivered, retrying soon: {e}");
+                false
             }
         }
     }

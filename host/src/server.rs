@@ -143,6 +143,15 @@ async fn route(runtime: &Arc<Runtime>, req: hyper::Request<Incoming>) -> HttpRes
     let segments: Vec<&str> = path.trim_start_matches('/').splitn(4, '/').collect();
     match segments.as_slice() {
         ["_dohost", "health"] => text_response(StatusCode::OK, "text/plain; charset=utf-8", "ok\n".into()),
+                ["_dohost", "alarms"] => {
+            let list: Vec<serde_json::Value> = runtime
+                .alarms
+                .list()
+                .into_iter()
+                .map(|(key, at)| serde_json::json!({"class": &*key.class, "id": key.id.to_string(), "at": at}))
+                .collect();
+            json_response(StatusCode::OK, &serde_json::Value::Array(list))
+        }
         ["_dohost", "metrics"] => text_response(
             StatusCode::OK,
             "text/plain; version=0.0.4; charset=utf-8",

@@ -53,6 +53,7 @@ pub fn standard_classes() -> Vec<(&'static str, PathBuf)> {
         ("Counter", guest("counter")),
         ("TenantDb", guest("tenant-db")),
         ("ChatRoom", guest("chat")),
+        ("Batcher", guest("batcher")),
         ("Player", guest("leaderboard-player")),
         ("Leaderboard", guest("leaderboard-board")),
         ("Hostile", guest("hostile")),
@@ -83,6 +84,8 @@ pub fn manifest(classes: &[(&str, PathBuf)], extra: &str) -> String {
 /// A running `dohost serve`.
 pub struct TestHost {
     child: Option<Child>,
+    /// Lines the host writes to stderr (its log), for `wait_for_log`.
+    log: tokio::sync::broadcast::Sender<String>,
     pub url: String,
     pub dir: tempfile::TempDir,
     pub client: reqwest::Client,
@@ -114,6 +117,7 @@ impl TestHost {
             .expect("write manifest");
         let mut host = TestHost {
             child: None,
+            log: tokio::sync::broadcast::channel(1024).0,
             url: String::new(),
             dir,
             client: reqwest::Client::builder()
@@ -140,7 +144,7 @@ impl TestHost {
             .arg(self.data_dir())
             .env(
                 "DOHOST_LOG",
-                std::env::var("DOHOST_LOG").unwrap_or_else(|_| "warn".into()),
+                std::env::var("DOHOST_LOG").unwrap_or_else(|_| "warn,guest=info".into()),
             )
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -171,16 +175,23 @@ impl TestHost {
         };
         // Keep draining stderr so the host never blocks on a full pipe.
         if let Some(stderr) = child.stderr.take() {
+            let log = self.log.clone();
             tokio::spawn(async move {
                 let mut lines = BufReader::new(stderr).lines();
                 while let Ok(Some(line)) = lines.next_line().await {
                     eprintln!("[dohost] {line}");
+                    let _ = log.send(line);
                 }
             });
         }
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
         self.url = url;
         self.child = Some(child);
+    }
+
+    /// Subscribes to the host's log lines (subscribe before causing them).
+    pub fn log_lines(&self) -> tokio::sync::broadcast::Receiver<String> {
+        self.log.subscribe()
     }
 
     /// Kills the process (SIGKILL) and waits for it to exit.
@@ -401,4 +412,22 @@ impl WsClient {
     pub fn abort(self) {
         drop(self.stream);
     }
+}
+
+/// Waits for a log line containing `needle` on a receiver from `log_lines`.
+pub async fn wait_for_line(
+    lines: &mut tokio::sync::broadcast::Receiver<String>,
+    needle: &str,
+) -> String {
+    tokio::time::timeout(Duration::from_secs(60), async {
+        loop {
+            match lines.recv().await {
+                Ok(line) if line.contains(needle) => return line,
+                Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(e) => panic!("log ended while waiting for {needle:?}: {e}"),
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("no log line with {needle:?}"))
 }

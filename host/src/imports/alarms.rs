@@ -1,24 +1,33 @@
-//! `dohost:object/alarms`: not implemented yet; every call says so.
+//! `dohost:object/alarms`: the object's one alarm, stored in its database in
+//! the event's transaction (so a trapped event leaves no alarm behind). The
+//! actor keeps the host's alarm index in step after the event.
 
-use super::unsupported;
-use crate::bindings::dohost::object::alarms;
+use crate::alarms;
+use crate::bindings::dohost::object::alarms as wit;
 use crate::instance::InstanceState;
 use wasmtime::component::{HasSelf, Linker};
 
 pub fn add_to_linker(linker: &mut Linker<InstanceState>) -> wasmtime::Result<()> {
-    alarms::add_to_linker::<_, HasSelf<_>>(linker, |s| s)
+    wit::add_to_linker::<_, HasSelf<_>>(linker, |s| s)
 }
 
-impl alarms::Host for InstanceState {
-    fn set_alarm(&mut self, _epoch_ms: i64) -> wasmtime::Result<Result<(), String>> {
-        Ok(Err(unsupported("alarms")))
+impl wit::Host for InstanceState {
+    fn set_alarm(&mut self, epoch_ms: i64) -> wasmtime::Result<Result<(), String>> {
+        // A new alarm starts with a clean retry count.
+        let result = alarms::write(&self.db, Some((epoch_ms, 0)));
+        self.alarm_dirty = true;
+        Ok(result.map_err(|e| self.storage_error(e)))
     }
 
     fn get_alarm(&mut self) -> wasmtime::Result<Result<Option<i64>, String>> {
-        Ok(Err(unsupported("alarms")))
+        Ok(alarms::read(&self.db)
+            .map(|a| a.map(|(at, _)| at))
+            .map_err(|e| self.storage_error(e)))
     }
 
     fn delete_alarm(&mut self) -> wasmtime::Result<Result<(), String>> {
-        Ok(Err(unsupported("alarms")))
+        let result = alarms::write(&self.db, None);
+        self.alarm_dirty = true;
+        Ok(result.map_err(|e| self.storage_error(e)))
     }
 }

@@ -57,6 +57,7 @@ impl kv::Host for InstanceState {
     }
 
     fn delete_all(&mut self) -> wasmtime::Result<Result<(), String>> {
+        self.alarm_dirty = true;
         Ok(self
             .db
             .delete_all(crate::storage::META_DELETED_WITH_ALL)

@@ -15,11 +15,6 @@ use crate::instance::InstanceState;
 use anyhow::anyhow;
 use wasmtime::component::{HasSelf, Linker};
 
-/// The error returned by functions whose feature has not landed yet.
-pub(crate) fn unsupported(feature: &str) -> String {
-    format!("unsupported: {feature} is not implemented yet")
-}
-
 impl types::Host for InstanceState {}
 
 /// Adds every `dohost:object` import to `linker`.

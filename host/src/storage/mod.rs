@@ -72,7 +72,7 @@ impl From<rusqlite::Error> for StorageError {
 }
 
 /// Host metadata keys that `delete-all` removes with the guest's data.
-pub const META_DELETED_WITH_ALL: &[&str] = &["alarm"];
+pub const META_DELETED_WITH_ALL: &[&str] = &[crate::alarms::META_ALARM, crate::alarms::META_RETRY];
 
 pub type Result<T, E = StorageError> = std::result::Result<T, E>;
 

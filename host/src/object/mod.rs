@@ -9,7 +9,12 @@
 //! resets the object. An idle object hibernates: instance and database are
 //! dropped and the actor leaves the registry.
 
-use crate::bindings::dohost::object::types::{Request, Response};
+mod alarm;
+mod event;
+
+pub use event::{AlarmOutcome, Envelope, EventError, EventKind, EventOutput};
+
+use crate::bindings::dohost::object::types::Response;
 use crate::engine::ClassRuntime;
 use crate::id::ObjectId;
 use crate::instance::{CallLimits, GuestFailure, InstanceLinks, ObjectInstance};
@@ -17,90 +22,16 @@ use crate::limits::MAX_EVENTS_PER_COMMIT;
 use crate::metrics::LiveGuard;
 use crate::peers::CallChain;
 use crate::registry::{ActivePermit, ObjectKey};
-use crate::rpc::RpcMethod;
+
 use crate::runtime::Runtime;
-use crate::sockets::{SocketEvent, SocketId, SocketOp};
+use crate::sockets::{SocketEvent, SocketOp};
 use crate::storage::ObjectDb;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{mpsc, oneshot};
-use wasmtime::component::Val;
+use tokio::sync::mpsc;
 
 /// How long an event may wait for an active slot before it is refused.
 const ACTIVATION_WAIT: Duration = Duration::from_secs(10);
-
-/// What an event asks of the object.
-#[derive(Debug)]
-pub enum EventKind {
-    /// An HTTP request; `upgrade` if it asks for a WebSocket.
-    Fetch {
-        request: Request,
-        upgrade: bool,
-    },
-    Rpc {
-        method: Arc<RpcMethod>,
-        args: Vec<Val>,
-    },
-    Socket(SocketEvent),
-}
-
-impl EventKind {
-    pub fn label(&self) -> &'static str {
-        match self {
-            EventKind::Fetch { .. } => "fetch",
-            EventKind::Rpc { .. } => "rpc",
-            EventKind::Socket(SocketEvent::Message { .. }) => "websocket_message",
-            EventKind::Socket(SocketEvent::Close { .. }) => "websocket_close",
-            EventKind::Socket(SocketEvent::Error { .. }) => "websocket_error",
-        }
-    }
-}
-
-/// What the guest answered.
-#[derive(Debug)]
-pub enum EventOutput {
-    Response(Response),
-    /// A fetch accepted a WebSocket and answered 101.
-    Upgrade {
-        response: Response,
-        socket: SocketId,
-    },
-    /// The result of an RPC method (none for a method without result).
-    Value(Option<Val>),
-    /// A WebSocket event was handled.
-    Done,
-}
-
-/// An event in a mailbox, with the channel for its reply.
-#[derive(Debug)]
-pub struct Envelope {
-    pub kind: EventKind,
-    /// The name the object was addressed by, if any.
-    pub name: Option<String>,
-    /// Objects blocked waiting for this event (for cycle detection).
-    pub callers: CallChain,
-    pub reply: oneshot::Sender<Result<EventOutput, EventError>>,
-}
-
-/// Why an event produced no reply from the guest.
-#[derive(Debug, Clone, thiserror::Error)]
-pub enum EventError {
-    #[error("overloaded: object {object} already has {limit} events queued (limits.mailbox); retry later")]
-    Overloaded { object: String, limit: usize },
-    #[error("overloaded: no active slot for object {object}: all {limit} stayed busy (limits.max_active); retry later")]
-    NoCapacity { object: String, limit: usize },
-    #[error("object {object} {failure}")]
-    Guest {
-        object: String,
-        failure: GuestFailure,
-    },
-    #[error("object {object}: storage failure: {message}; the event was rolled back and the object reset")]
-    Storage { object: String, message: String },
-    #[error("object {object}: {message}")]
-    Instantiate { object: String, message: String },
-    #[error("object {object} stopped before replying (host error)")]
-    Dropped { object: String },
-}
 
 /// The actor of one object.
 pub struct ObjectActor {
@@ -115,6 +46,8 @@ pub struct ObjectActor {
     name: Option<String>,
     /// Set when the database failed; the batch is rolled back and the object reset.
     broken: Option<String>,
+    /// An event of the current batch changed the alarm: the index must follow.
+    alarm_dirty: bool,
 }
 
 impl ObjectActor {
@@ -139,6 +72,7 @@ impl ObjectActor {
             instance: None,
             name: None,
             broken: None,
+            alarm_dirty: false,
         };
         tokio::spawn(actor.run());
         tx
@@ -289,6 +223,7 @@ impl ObjectActor {
             permit.touch();
         }
         let mut replies = Vec::with_capacity(batch.len());
+        self.alarm_dirty = false;
         let mut socket_ops: Vec<SocketOp> = Vec::new();
         if let Err(e) = self.db().begin() {
             let err = self.storage_failed(e);
@@ -313,6 +248,7 @@ impl ObjectActor {
                 if result.is_ok() {
                     if let Some((instance, _)) = &mut self.instance {
                         socket_ops.extend(instance.take_socket_ops());
+                        self.alarm_dirty |= instance.take_alarm_dirty();
                     }
                 }
                 replies.push((envelope.reply, label, result));
@@ -328,8 +264,21 @@ impl ObjectActor {
                 }
                 self.reset();
             } else {
-                let db = self.db();
-                let committed = tokio::task::block_in_place(|| db.commit());
+                // Alarm index first (write-ahead), so a committed alarm is always indexed.
+                let remove_alarm = match self.sync_alarm_index_before_commit() {
+                    Ok(remove) => remove,
+                    Err(e) => {
+                        let _ = self.storage_failed(e);
+                        false
+                    }
+                };
+                let committed = match self.broken.clone() {
+                    Some(message) => Err(crate::storage::StorageError::Failed(message)),
+                    None => {
+                        let db = self.db();
+                        tokio::task::block_in_place(|| db.commit())
+                    }
+                };
                 match committed {
                     Ok(()) => {
                         self.runtime.metrics.commits.inc();
@@ -339,6 +288,11 @@ impl ObjectActor {
                             .inc_by(replies.len() as u64);
                         // Messages, closes and accepts leave only after the commit.
                         self.runtime.sockets.apply(&self.key, socket_ops);
+                        if remove_alarm {
+                            if let Err(e) = self.runtime.alarms.remove(&self.key) {
+                                tracing::warn!("object {}: alarm index: {e}", self.key);
+                            }
+                        }
                     }
                     Err(e) => {
                         let err = self.storage_failed(e);
@@ -447,6 +401,9 @@ impl ObjectActor {
         kind: EventKind,
         callers: &CallChain,
     ) -> Result<EventOutput, EventError> {
+        if let EventKind::Alarm = kind {
+            return self.run_alarm().await;
+        }
         self.ensure_instance(matches!(kind, EventKind::Socket(_)))
             .await?;
         let object = self.object();
@@ -485,6 +442,7 @@ impl ObjectActor {
             EventKind::Socket(SocketEvent::Error { socket, error }) => {
                 instance.socket_error(*socket, error).await.map(handled)
             }
+            EventKind::Alarm => unreachable!("alarm events run in run_alarm"),
         };
         match result {
             Ok(response) => {

@@ -1,0 +1,410 @@
+//! Durable alarms: one per object, delivered at least once, retried with
+//! exponential backoff, surviving hibernation and restarts.
+//!
+//! The truth is in each object's database (`_dohost_meta` keys `alarm` and
+//! `alarm_retry`), written in the event's transaction. The host index
+//! (`<data_dir>/_dohost/alarms.sqlite`) lists (class, id, time) so alarms fire
+//! after a restart without opening every object. Invariant: whenever an object
+//! has an alarm at T, the index has an entry for it at T or earlier — entries
+//! are written *before* the object's commit and removed only *after* it; a
+//! stale entry only causes a harmless wake-up that resyncs the index.
+//!
+//! `AlarmScheduler` mirrors the index in memory and dispatches due alarms as
+//! events; the object actor runs the handler and decides what comes next
+//! (`next_after_failure`).
+
+use crate::id::ObjectId;
+use crate::registry::ObjectKey;
+use crate::storage::{ObjectDb, StorageError};
+use rusqlite::types::Value;
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::Notify;
+
+/// Metadata key of the alarm time (epoch ms) in an object's database.
+pub const META_ALARM: &str = "alarm";
+/// Metadata key of the number of failed attempts of the pending alarm.
+pub const META_RETRY: &str = "alarm_retry";
+
+/// Default first retry delay; it doubles each time.
+pub const DEFAULT_RETRY_BASE: Duration = Duration::from_secs(2);
+/// Default number of retries before an alarm is given up.
+pub const DEFAULT_MAX_RETRIES: u32 = 6;
+/// Alarm events running at once (the rest wait their turn).
+const MAX_CONCURRENT_DISPATCH: usize = 256;
+/// When an alarm could not be delivered (object overloaded, no slot), try again this soon.
+const REDELIVERY_DELAY_MS: i64 = 1_000;
+
+/// Retry policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AlarmPolicy {
+    pub retry_base: Duration,
+    pub max_retries: u32,
+}
+
+impl Default for AlarmPolicy {
+    fn default() -> Self {
+        AlarmPolicy {
+            retry_base: DEFAULT_RETRY_BASE,
+            max_retries: DEFAULT_MAX_RETRIES,
+        }
+    }
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// The delay before retry number `retry + 1`: `base · 2^retry`, scaled by
+/// `1 + jitter` (jitter in [-0.25, 0.25]).
+pub fn retry_delay(base: Duration, retry: u32, jitter: f64) -> Duration {
+    let factor = 2f64.powi(retry.min(30) as i32) * (1.0 + jitter.clamp(-0.25, 0.25));
+    base.mul_f64(factor)
+}
+
+/// What happens to an alarm whose handler failed (returned an error, trapped
+/// or hit a limit) on attempt `retry` (0 = first).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AfterFailure {
+    /// Try again at this time, as attempt `retry`.
+    Retry { at: i64, retry: u32 },
+    /// The retries are used up: the alarm is dropped.
+    GiveUp,
+}
+
+/// Decides the next step after a failed attempt, at time `now`.
+pub fn next_after_failure(policy: &AlarmPolicy, retry: u32, now: i64, jitter: f64) -> AfterFailure {
+    if retry >= policy.max_retries {
+        return AfterFailure::GiveUp;
+    }
+    let delay = retry_delay(policy.retry_base, retry, jitter);
+    AfterFailure::Retry {
+        at: now + delay.as_millis() as i64,
+        retry: retry + 1,
+    }
+}
+
+/// The alarm of an object, from its database: (time, failed attempts).
+pub fn read(db: &ObjectDb) -> Result<Option<(i64, u32)>, StorageError> {
+    let at = match db.meta(META_ALARM)? {
+        Some(Value::Integer(at)) => at,
+        _ => return Ok(None),
+    };
+    let retry = match db.meta(META_RETRY)? {
+        Some(Value::Integer(n)) => n.clamp(0, u32::MAX as i64) as u32,
+        _ => 0,
+    };
+    Ok(Some((at, retry)))
+}
+
+/// Sets (or clears) the alarm of an object in its database.
+pub fn write(db: &ObjectDb, alarm: Option<(i64, u32)>) -> Result<(), StorageError> {
+    match alarm {
+        Some((at, retry)) => {
+            db.set_meta(META_ALARM, Value::Integer(at))?;
+            db.set_meta(
+                META_RETRY,
+                if retry == 0 {
+                    Value::Null
+                } else {
+                    Value::Integer(retry.into())
+                },
+            )
+        }
+        None => {
+            db.set_meta(META_ALARM, Value::Null)?;
+            db.set_meta(META_RETRY, Value::Null)
+        }
+    }
+}
+
+#[derive(Default)]
+struct Queue {
+    by_time: BTreeSet<(i64, ObjectKey)>,
+    by_key: HashMap<ObjectKey, i64>,
+    in_flight: HashSet<ObjectKey>,
+}
+
+impl Queue {
+    fn set(&mut self, key: &ObjectKey, at: i64) {
+        if let Some(old) = self.by_key.insert(key.clone(), at) {
+            self.by_time.remove(&(old, key.clone()));
+        }
+        self.by_time.insert((at, key.clone()));
+    }
+
+    fn remove(&mut self, key: &ObjectKey) {
+        if let Some(old) = self.by_key.remove(key) {
+            self.by_time.remove(&(old, key.clone()));
+        }
+    }
+
+    /// The earliest alarm that is not being delivered.
+    fn next(&self) -> Option<(i64, ObjectKey)> {
+        self.by_time
+            .iter()
+            .find(|(_, k)| !self.in_flight.contains(k))
+            .cloned()
+    }
+}
+
+/// The durable index of alarms and the in-memory queue over it.
+pub struct AlarmScheduler {
+    index: Mutex<rusqlite::Connection>,
+    queue: Mutex<Queue>,
+    changed: Notify,
+    pub policy: AlarmPolicy,
+}
+
+impl AlarmScheduler {
+    /// Opens (creating) the index under `data_dir` and loads it; entries of
+    /// classes not in `classes` stay in the index but are not scheduled.
+    pub fn open(
+        data_dir: &Path,
+        classes: &[Arc<str>],
+        policy: AlarmPolicy,
+    ) -> anyhow::Result<AlarmScheduler> {
+        let dir = data_dir.join("_dohost");
+        std::fs::create_dir_all(&dir)?;
+        let conn = rusqlite::Connection::open(dir.join("alarms.sqlite"))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.execute_batch(
+            "CREATE TABLE IF NOT EXISTS alarms (
+                class TEXT NOT NULL, id TEXT NOT NULL, at INTEGER NOT NULL,
+                PRIMARY KEY (class, id)) WITHOUT ROWID;",
+        )?;
+        let mut queue = Queue::default();
+        {
+            let mut stmt = conn.prepare("SELECT class, id, at FROM alarms")?;
+            let rows = stmt.query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, i64>(2)?,
+                ))
+            })?;
+            for row in rows {
+                let (class, id, at) = row?;
+                let (Some(class), Ok(id)) =
+                    (classes.iter().find(|c| ***c == class), ObjectId::parse(&id))
+                else {
+                    continue;
+                };
+                queue.set(
+                    &ObjectKey {
+                        class: class.clone(),
+                        id,
+                    },
+                    at,
+                );
+            }
+        }
+        Ok(AlarmScheduler {
+            index: Mutex::new(conn),
+            queue: Mutex::new(queue),
+            changed: Notify::new(),
+            policy,
+        })
+    }
+
+    fn index(&self) -> std::sync::MutexGuard<'_, rusqlite::Connection> {
+        self.index.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn queue(&self) -> std::sync::MutexGuard<'_, Queue> {
+        self.queue.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Records that `key` has an alarm at `at` (durably, before the object commits).
+    pub fn upsert(&self, key: &ObjectKey, at: i64) -> Result<(), StorageError> {
+        self.index()
+            .prepare_cached(
+                "INSERT INTO alarms (class, id, at) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (class, id) DO UPDATE SET at = excluded.at",
+            )?
+            .execute(rusqlite::params![&*key.class, key.id.to_string(), at])
+            .map_err(|e| StorageError::Failed(format!("alarm index: {e}")))?;
+        self.queue().set(key, at);
+        self.changed.notify_one();
+        Ok(())
+    }
+
+    /// Forgets the alarm of `key` (after the object committed its removal).
+    pub fn remove(&self, key: &ObjectKey) -> Result<(), StorageError> {
+        self.index()
+            .prepare_cached("DELETE FROM alarms WHERE class = ?1 AND id = ?2")?
+            .execute(rusqlite::params![&*key.class, key.id.to_string()])
+            .map_err(|e| StorageError::Failed(format!("alarm index: {e}")))?;
+        self.queue().remove(key);
+        Ok(())
+    }
+
+    /// Scheduled alarms, earliest first.
+    pub fn list(&self) -> Vec<(ObjectKey, i64)> {
+        self.queue()
+            .by_time
+            .iter()
+            .map(|(at, k)| (k.clone(), *at))
+            .collect()
+    }
+
+    /// Tries a delivery that failed for reasons outside the handler again soon,
+    /// without touching the index.
+    fn redeliver_later(&self, key: &ObjectKey) {
+        let mut q = self.queue();
+        if q.by_key.contains_key(key) {
+            q.set(key, crate::alarms::now_ms() + REDELIVERY_DELAY_MS);
+        }
+    }
+
+    /// Delivers due alarms until the process ends. `deliver(key)` runs the
+    /// object's alarm event and tells whether it could be delivered.
+    pub async fn run<F, Fut>(self: Arc<Self>, deliver: F)
+    where
+        F: Fn(ObjectKey) -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = bool> + Send + 'static,
+    {
+        let deliver = Arc::new(deliver);
+        let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONCURRENT_DISPATCH));
+        loop {
+            let next = self.queue().next();
+            let Some((at, _)) = next else {
+                self.changed.notified().await;
+                continue;
+            };
+            let wait = at - now_ms();
+            if wait > 0 {
+                tokio::select! {
+                    () = tokio::time::sleep(Duration::from_millis(wait as u64)) => {}
+                    () = self.changed.notified() => {}
+                }
+                continue;
+            }
+            let due: Vec<ObjectKey> = {
+                let mut q = self.queue();
+                let now = now_ms();
+                let due: Vec<ObjectKey> = q
+                    .by_time
+                    .iter()
+                    .take_while(|(at, _)| *at <= now)
+                    .filter(|(_, k)| !q.in_flight.contains(k))
+                    .map(|(_, k)| k.clone())
+                    .collect();
+                q.in_flight.extend(due.iter().cloned());
+                due
+            };
+            for key in due {
+                let Ok(permit) = slots.clone().acquire_owned().await else {
+                    return;
+                };
+                let (me, deliver) = (self.clone(), deliver.clone());
+                tokio::spawn(async move {
+                    let delivered = deliver(key.clone()).await;
+                    if !delivered {
+                        me.redeliver_later(&key);
+                    }
+                    me.queue().in_flight.remove(&key);
+                    me.changed.notify_one();
+                    drop(permit);
+                });
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_delays_double_from_the_base_within_the_jitter() {
+        let base = Duration::from_secs(2);
+        assert_eq!(retry_delay(base, 0, 0.0), Duration::from_secs(2));
+        assert_eq!(retry_delay(base, 1, 0.0), Duration::from_secs(4));
+        assert_eq!(retry_delay(base, 5, 0.0), Duration::from_secs(64));
+        assert_eq!(retry_delay(base, 1, 0.25), Duration::from_secs(5));
+        assert_eq!(retry_delay(base, 1, -0.25), Duration::from_secs(3));
+        assert_eq!(
+            retry_delay(base, 1, 9.0),
+            Duration::from_secs(5),
+            "jitter is clamped"
+        );
+        // With ±25 % jitter, each delay still exceeds the one before.
+        for r in 0..10 {
+            assert!(retry_delay(base, r + 1, -0.25) > retry_delay(base, r, 0.25));
+        }
+    }
+
+    #[test]
+    fn failures_are_retried_until_the_limit_then_given_up() {
+        let policy = AlarmPolicy {
+            retry_base: Duration::from_millis(100),
+            max_retries: 2,
+        };
+        assert_eq!(
+            next_after_failure(&policy, 0, 1000, 0.0),
+            AfterFailure::Retry { at: 1100, retry: 1 }
+        );
+        assert_eq!(
+            next_after_failure(&policy, 1, 1000, 0.0),
+            AfterFailure::Retry { at: 1200, retry: 2 }
+        );
+        assert_eq!(
+            next_after_failure(&policy, 2, 1000, 0.0),
+            AfterFailure::GiveUp
+        );
+    }
+
+    #[test]
+    fn the_index_survives_reopening_and_skips_unknown_classes() {
+        let dir = tempfile::tempdir().unwrap();
+        let classes: Vec<Arc<str>> = vec!["A".into()];
+        let a = ObjectKey {
+            class: classes[0].clone(),
+            id: ObjectId::from_name("A", "x"),
+        };
+        let b = ObjectKey {
+            class: "B".into(),
+            id: ObjectId::from_name("B", "y"),
+        };
+        {
+            let s = AlarmScheduler::open(dir.path(), &classes, AlarmPolicy::default()).unwrap();
+            s.upsert(&a, 50).unwrap();
+            s.upsert(&a, 40).unwrap();
+            s.upsert(&b, 10).unwrap();
+        }
+        let s = AlarmScheduler::open(dir.path(), &classes, AlarmPolicy::default()).unwrap();
+        assert_eq!(s.list(), vec![(a.clone(), 40)]);
+        s.remove(&a).unwrap();
+        let s = AlarmScheduler::open(dir.path(), &classes, AlarmPolicy::default()).unwrap();
+        assert!(s.list().is_empty());
+    }
+
+    #[test]
+    fn the_queue_skips_alarms_in_flight() {
+        let mut q = Queue::default();
+        let k1 = ObjectKey {
+            class: "A".into(),
+            id: ObjectId::from_name("A", "1"),
+        };
+        let k2 = ObjectKey {
+            class: "A".into(),
+            id: ObjectId::from_name("A", "2"),
+        };
+        q.set(&k1, 5);
+        q.set(&k2, 7);
+        assert_eq!(q.next(), Some((5, k1.clone())));
+        q.in_flight.insert(k1.clone());
+        assert_eq!(q.next(), Some((7, k2.clone())));
+        q.set(&k2, 3);
+        assert_eq!(q.by_time.len(), 2, "an update replaces the old time");
+        q.remove(&k2);
+        assert_eq!(q.next(), None);
+    }
+}

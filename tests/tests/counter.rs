@@ -181,3 +181,24 @@ async fn objects_are_isolated_from_each_other() {
         .await;
     assert_eq!(tables["rows"], serde_json::json!([]));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_overflow_is_refused_and_the_value_stays() {
+    let host = TestHost::start("").await;
+    let max = i64::MAX.to_string();
+    assert_eq!(
+        host.post(&format!("/obj/Counter/big/increment?by={max}"), "")
+            .await
+            .body,
+        max
+    );
+    let reply = host.post("/obj/Counter/big/increment", "").await;
+    assert_eq!(reply.status, 500);
+    assert!(reply.body.contains("counter overflow"), "{}", reply.body);
+    assert_eq!(host.get("/obj/Counter/big/").await.body, max);
+    let (status, _) = host
+        .rpc("Counter", "big", "increment", serde_json::json!([1]))
+        .await;
+    assert_eq!(status, 500);
+    assert_eq!(host.get("/obj/Counter/big/").await.body, max);
+}

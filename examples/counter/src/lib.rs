@@ -23,16 +23,16 @@ impl Counter {
         Ok(cursor.rows.first().and_then(|r| r[0].as_i64()).unwrap_or(0))
     }
 
+    /// Adds `by`; an overflow of the 64-bit value is an error and writes nothing.
     fn increment(&self, by: i64) -> Result<i64> {
-        self.storage
-            .sql()
-            .exec(
-                "INSERT INTO counter (id, value) VALUES (1, ?1)
-                 ON CONFLICT (id) DO UPDATE SET value = value + ?1
-                 RETURNING value",
-                params![by],
-            )?
-            .scalar()
+        let value = self.value()?.checked_add(by).ok_or_else(|| {
+            Error::new("counter overflow: the value must stay within 64-bit signed integers")
+        })?;
+        self.storage.sql().exec(
+            "INSERT INTO counter (id, value) VALUES (1, ?1) ON CONFLICT (id) DO UPDATE SET value = ?1",
+            params![value],
+        )?;
+        Ok(value)
     }
 }
 

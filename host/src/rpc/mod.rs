@@ -131,7 +131,12 @@ impl RpcMethods {
                 }
                 ComponentItem::ComponentInstance(inst) => {
                     let unversioned = export.split('@').next().unwrap_or(export);
-                    if unversioned == HANDLER_INTERFACE || export.starts_with("wasi:") {
+                    // RPC interfaces belong to a package (`pkg:name/iface`): plain
+                    // names are toolchain internals (componentize-py leaves one).
+                    if unversioned == HANDLER_INTERFACE
+                        || export.starts_with("wasi:")
+                        || !export.contains(':')
+                    {
                         continue;
                     }
                     let Some(inst_index) = component.get_export_index(None, export) else {

@@ -2,7 +2,7 @@
 //! its next request as soon as the previous reply arrives.
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Empty};
+use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
 use std::time::{Duration, Instant};
 use tokio::net::TcpStream;
@@ -28,11 +28,15 @@ impl Summary {
     }
 }
 
-/// Runs `connections` loops for `duration`; `request(conn, i)` gives the method
-/// and path of the i-th request of connection `conn`.
+/// Runs `connections` loops for `duration`; `request(conn, i)` gives the method,
+/// path and body of the i-th request of connection `conn`.
 pub async fn run_load<F>(addr: &str, connections: usize, duration: Duration, request: F) -> Summary
 where
-    F: Fn(usize, usize) -> (&'static str, String) + Send + Sync + Clone + 'static,
+    F: Fn(usize, usize) -> (&'static str, String, Option<&'static str>)
+        + Send
+        + Sync
+        + Clone
+        + 'static,
 {
     let started = Instant::now();
     let deadline = started + duration;
@@ -52,13 +56,13 @@ where
             tokio::spawn(connection);
             let mut i = 0;
             while Instant::now() < deadline {
-                let (method, path) = request(conn, i);
+                let (method, path, body) = request(conn, i);
                 i += 1;
                 let req = hyper::Request::builder()
                     .method(method)
                     .uri(path)
                     .header("host", &addr)
-                    .body(Empty::<Bytes>::new())
+                    .body(Full::new(Bytes::from_static(body.unwrap_or("").as_bytes())))
                     .expect("request");
                 let sent = Instant::now();
                 match sender.send_request(req).await {

@@ -1,24 +1,44 @@
-//! `make bench`: performance numbers of dohost, printed as a table.
+//! `make bench`: performance numbers of dohost, printed as tables.
 //!
 //! Starts the real `dohost` binary (release) on loopback with the bundled
-//! examples and drives it with keep-alive HTTP/1.1 connections; measures
-//! instantiation in-process with the same engine configuration. Numbers vary
-//! ±30 % run to run on a shared 2-core VM: compare within one run.
+//! examples and drives it with keep-alive HTTP/1.1 connections and real
+//! WebSocket clients; measures instantiation in-process with the same engine
+//! configuration. Numbers vary ±30 % run to run on a shared 2-core VM: compare
+//! within one run. `BENCH_SECS` sets the length of each HTTP scenario (5 s);
+//! `bench [http|ws|alarms|instantiate]…` runs a subset.
 
+mod alarms;
 mod load;
+mod ws;
 
 use dohost_tests::TestHost;
 use load::{run_load, Summary};
 use std::time::{Duration, Instant};
 
-fn row(name: &str, s: &Summary) {
+fn header(title: &str) {
+    println!();
     println!(
-        "| {name:<44} | {:>9.0} | {:>8.3} | {:>8.3} | {:>7} |",
+        "| {title:<52} | {:>10} | {:>8} | {:>8} | {:>6} |",
+        "per second", "p50 ms", "p99 ms", "errors"
+    );
+    println!(
+        "|{:-<54}|{:->12}|{:->10}|{:->10}|{:->8}|",
+        "", "", "", "", ""
+    );
+}
+
+pub fn row(name: &str, s: &Summary) {
+    println!(
+        "| {name:<52} | {:>10.0} | {:>8.3} | {:>8.3} | {:>6} |",
         s.per_second(),
         s.percentile(50.0).as_secs_f64() * 1e3,
         s.percentile(99.0).as_secs_f64() * 1e3,
         s.errors
     );
+}
+
+pub fn mib(bytes: u64) -> f64 {
+    bytes as f64 / (1024.0 * 1024.0)
 }
 
 #[tokio::main(flavor = "multi_thread")]
@@ -28,52 +48,78 @@ async fn main() -> anyhow::Result<()> {
         .and_then(|s| s.parse().ok())
         .unwrap_or(5);
     let duration = Duration::from_secs(secs);
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let wants = |what: &str| args.is_empty() || args.iter().any(|a| a == what);
     println!(
-        "dohost bench: {} cores, {secs} s per scenario",
+        "dohost bench: {} cores, {secs} s per HTTP scenario",
         std::thread::available_parallelism()?
     );
-    println!();
-    println!(
-        "| {:<44} | {:>9} | {:>8} | {:>8} | {:>7} |",
-        "scenario (HTTP, 32 connections)", "req/s", "p50 ms", "p99 ms", "errors"
-    );
-    println!(
-        "|{:-<46}|{:->11}|{:->10}|{:->10}|{:->9}|",
-        "", "", "", "", ""
-    );
+    if wants("http") {
+        http(duration).await?;
+    }
+    if wants("ws") {
+        ws::run().await?;
+    }
+    if wants("alarms") {
+        alarms::run().await?;
+    }
+    if wants("instantiate") {
+        let (median, p99) = instantiate_times(2_000).await?;
+        println!();
+        println!(
+            "instantiate + init (pooling allocator, Counter, in-process): median {:.1} µs, p99 {:.1} µs",
+            median * 1e6,
+            p99 * 1e6
+        );
+    }
+    Ok(())
+}
 
+async fn http(duration: Duration) -> anyhow::Result<()> {
+    header("HTTP scenario (32 keep-alive connections)");
     let host = TestHost::start("[limits]\nmax_active = 1000").await;
     let addr = host.url.trim_start_matches("http://").to_string();
+    let post = |path: String| ("POST", path, None);
 
-    // Hot single object: every request is a durable SQL increment.
-    let s = run_load(&addr, 32, duration, |_, _| {
-        ("POST", "/obj/Counter/hot/increment".to_string())
+    let s = run_load(&addr, 32, duration, move |_, _| {
+        post("/obj/Counter/hot/increment".into())
     })
     .await;
-    row("hot Counter increment (1 object, durable)", &s);
-
-    // A read on the hot object (no write, still one event and one transaction).
+    row("hot Counter increment (1 object, durable SQL write)", &s);
     let s = run_load(&addr, 32, duration, |_, _| {
-        ("GET", "/obj/Counter/hot/".to_string())
+        ("GET", "/obj/Counter/hot/".to_string(), None)
     })
     .await;
     row("hot Counter read (1 object)", &s);
-
-    // 10,000 distinct objects round robin (LRU cap 1,000 active).
+    let s = run_load(&addr, 32, duration, |_, _| {
+        (
+            "POST",
+            "/rpc/Counter/hot/increment".to_string(),
+            Some("[1]"),
+        )
+    })
+    .await;
+    row("hot Counter RPC increment over HTTP (1 object)", &s);
+    let s = run_load(&addr, 32, duration, |conn, _| {
+        (
+            "POST",
+            format!("/rpc/Player/p{conn}/add-score"),
+            Some("[1]"),
+        )
+    })
+    .await;
+    row("object→object: Player.add-score → Leaderboard.report", &s);
     let s = run_load(&addr, 32, duration, |conn, i| {
         let n = (i * 32 + conn) % 10_000;
-        ("POST", format!("/obj/Counter/rr-{n}/increment"))
+        ("POST", format!("/obj/Counter/rr-{n}/increment"), None)
     })
     .await;
     row("10,000 Counters round robin (max_active 1000)", &s);
-    drop(host);
-
-    println!();
-    let (median, p99) = instantiate_times(2_000).await?;
+    let (rss, peak) = host.rss();
     println!(
-        "instantiate + init (pooling allocator, Counter): median {:.1} µs, p99 {:.1} µs",
-        median * 1e6,
-        p99 * 1e6
+        "host RSS after the HTTP scenarios: {:.1} MiB (peak {:.1} MiB)",
+        mib(rss),
+        mib(peak)
     );
     Ok(())
 }
@@ -84,7 +130,7 @@ async fn instantiate_times(n: usize) -> anyhow::Result<(f64, f64)> {
     use dohost::config::{ClassConfig, Limits};
     use dohost::engine::Engine;
     use dohost::id::ObjectId;
-    use dohost::instance::{CallLimits, ObjectInstance};
+    use dohost::instance::{CallLimits, InstanceLinks, ObjectInstance};
     use dohost::storage::ObjectDb;
 
     let dir = tempfile::tempdir()?;
@@ -94,7 +140,6 @@ async fn instantiate_times(n: usize) -> anyhow::Result<(f64, f64)> {
         name: "Counter".into(),
         component: dohost_tests::guest("counter"),
     })?;
-    let call_limits = CallLimits::from(&limits);
     let id = ObjectId::from_name("Counter", "bench");
     let mut db = ObjectDb::open(&dir.path().join("bench.sqlite"))?;
     let mut times = Vec::with_capacity(n);
@@ -105,24 +150,19 @@ async fn instantiate_times(n: usize) -> anyhow::Result<(f64, f64)> {
             id,
             None,
             db,
-            call_limits,
-            dohost::instance::InstanceLinks::standalone(),
+            CallLimits::from(&limits),
+            InstanceLinks::standalone(),
         )
         .await
         .map_err(|(e, _)| anyhow::anyhow!(e))?;
-        db_event(&mut instance).await?;
+        instance.db().begin()?;
+        instance.db().begin_event()?;
+        instance.init().await?;
+        instance.db().finish_event()?;
+        instance.db().commit()?;
         times.push(started.elapsed().as_secs_f64());
         db = instance.into_db();
     }
     times.sort_by(f64::total_cmp);
     Ok((times[n / 2], times[n * 99 / 100]))
-}
-
-async fn db_event(instance: &mut dohost::instance::ObjectInstance) -> anyhow::Result<()> {
-    instance.db().begin()?;
-    instance.db().begin_event()?;
-    instance.init().await?;
-    instance.db().finish_event()?;
-    instance.db().commit()?;
-    Ok(())
 }

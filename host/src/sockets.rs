@@ -30,6 +30,10 @@ pub type SocketId = u64;
 /// Tags per socket, and characters per tag.
 pub const MAX_TAGS: usize = 10;
 pub const MAX_TAG_CHARS: usize = 256;
+/// Read buffer per connection (tungstenite allocates it eagerly).
+const READ_BUFFER_BYTES: usize = 4 * 1024;
+/// How long a close waits for the peer's answer.
+const CLOSE_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 /// Bytes of a socket's attachment.
 pub const MAX_ATTACHMENT_BYTES: usize = 2048;
 
@@ -334,33 +338,47 @@ pub async fn serve_socket(
         return;
     };
     let max = runtime.config.limits.max_ws_message_bytes;
+    // Small buffers: thousands of mostly idle sockets must stay cheap.
     let config = WebSocketConfig::default()
+        .read_buffer_size(READ_BUFFER_BYTES)
+        .write_buffer_size(0)
         .max_message_size(Some(max))
         .max_frame_size(Some(max));
     let ws =
         WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config)).await;
+    // One task per socket: it reads messages and writes what the hub queues.
     let (mut sink, mut stream) = ws.split();
-    let writer = tokio::spawn(async move {
-        while let Some(out) = rx.recv().await {
-            let message = match out {
-                Outgoing::Message(m) => m,
-                Outgoing::Close(code, reason) => {
-                    let frame = CloseFrame {
-                        code: CloseCode::from(code),
-                        reason: reason.into(),
-                    };
-                    let _ = sink.send(Message::Close(Some(frame))).await;
-                    break;
-                }
-            };
-            if sink.send(message).await.is_err() {
-                break;
-            }
-        }
-        let _ = sink.close().await;
-    });
     let (code, reason, was_clean) = loop {
-        match stream.next().await {
+        let incoming = tokio::select! {
+            out = rx.recv() => {
+                match out {
+                    Some(Outgoing::Message(m)) => {
+                        if sink.send(m).await.is_err() {
+                            break (1006, String::new(), false);
+                        }
+                        continue;
+                    }
+                    Some(Outgoing::Close(code, reason)) => {
+                        let frame = CloseFrame { code: CloseCode::from(code), reason: reason.clone().into() };
+                        let _ = sink.send(Message::Close(Some(frame))).await;
+                        // Give the peer a moment to answer the close handshake.
+                        let _ = tokio::time::timeout(CLOSE_WAIT, async {
+                            while let Some(Ok(m)) = stream.next().await {
+                                if m.is_close() {
+                                    break;
+                                }
+                            }
+                        })
+                        .await;
+                        break (code, reason, true);
+                    }
+                    // The hub forgot the socket (shutdown): hang up.
+                    None => break (1001, String::new(), false),
+                }
+            }
+            incoming = stream.next() => incoming,
+        };
+        match incoming {
             Some(Ok(Message::Text(text))) => {
                 if hub.try_auto_respond(&key, id, &text) {
                     continue;
@@ -379,6 +397,8 @@ pub async fn serve_socket(
                 .await;
             }
             Some(Ok(Message::Close(frame))) => {
+                // Answer the close handshake, then report it.
+                let _ = sink.close().await;
                 break match frame {
                     Some(f) => (u16::from(f.code), f.reason.to_string(), true),
                     None => (1005, String::new(), true),
@@ -407,8 +427,11 @@ pub async fn serve_socket(
                 })
                 .await;
                 // Tell the peer why before hanging up.
-                let reason: String = error.chars().take(120).collect();
-                hub.apply(&key, vec![SocketOp::Close { id, code, reason }]);
+                let frame = CloseFrame {
+                    code: CloseCode::from(code),
+                    reason: error.chars().take(120).collect::<String>().into(),
+                };
+                let _ = sink.send(Message::Close(Some(frame))).await;
                 break (code, error, false);
             }
             None => break (1006, String::new(), false),
@@ -417,7 +440,7 @@ pub async fn serve_socket(
     // Forget the socket first, so the close handler's getWebSockets excludes it;
     // dropping its sender ends the writer, which completes the close handshake.
     let last = hub.remove(&key, id);
-    let _ = writer.await;
+    drop(sink);
     if let Some(socket) = last {
         deliver(SocketEvent::Close {
             socket,

@@ -189,6 +189,28 @@ impl TestHost {
         self.child = Some(child);
     }
 
+    /// The process id of the running host.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().and_then(|c| c.id())
+    }
+
+    /// (current, peak) resident memory of the host process, in bytes (Linux).
+    pub fn rss(&self) -> (u64, u64) {
+        let status = self
+            .pid()
+            .and_then(|pid| std::fs::read_to_string(format!("/proc/{pid}/status")).ok())
+            .unwrap_or_default();
+        let field = |name: &str| {
+            status
+                .lines()
+                .find(|l| l.starts_with(name))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<u64>().ok())
+                .map_or(0, |kb| kb * 1024)
+        };
+        (field("VmRSS:"), field("VmHWM:"))
+    }
+
     /// Subscribes to the host's log lines (subscribe before causing them).
     pub fn log_lines(&self) -> tokio::sync::broadcast::Receiver<String> {
         self.log.subscribe()

@@ -155,6 +155,8 @@ impl Queue {
 
 /// The durable index of alarms and the in-memory queue over it.
 pub struct AlarmScheduler {
+    /// Set at shutdown: no new alarm is dispatched.
+    stopping: std::sync::atomic::AtomicBool,
     index: Mutex<rusqlite::Connection>,
     queue: Mutex<Queue>,
     changed: Notify,
@@ -205,7 +207,8 @@ impl AlarmScheduler {
                 );
             }
         }
-        Ok(AlarmScheduler {
+                Ok(AlarmScheduler {
+            stopping: Default::default(),
             index: Mutex::new(conn),
             queue: Mutex::new(queue),
             changed: Notify::new(),
@@ -245,6 +248,12 @@ impl AlarmScheduler {
         Ok(())
     }
 
+        /// Stops dispatching (shutdown); alarms already running finish.
+    pub fn stop(&self) {
+        self.stopping.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.changed.notify_one();
+    }
+
     /// Scheduled alarms, earliest first.
     pub fn list(&self) -> Vec<(ObjectKey, i64)> {
         self.queue()
@@ -272,7 +281,10 @@ impl AlarmScheduler {
     {
         let deliver = Arc::new(deliver);
         let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONCURRENT_DISPATCH));
-        loop {
+                loop {
+            if self.stopping.load(std::sync::atomic::Ordering::SeqCst) {
+                return;
+            }
             let next = self.queue().next();
             let Some((at, _)) = next else {
                 self.changed.notified().await;

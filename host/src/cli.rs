@@ -124,10 +124,15 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     );
     // Tests and tools wait for this line on stdout.
     println!("listening on http://{local}");
-    crate::server::serve(runtime, listener, shutdown_signal()).await;
+        crate::server::serve(runtime.clone(), listener, shutdown_signal()).await;
+    tracing::info!("no longer accepting connections; closing sockets and committing");
+    runtime.shutdown(SHUTDOWN_BOUND).await;
     tracing::info!("stopped");
     Ok(())
 }
+
+/// How long a graceful shutdown may take after the server stops accepting.
+const SHUTDOWN_BOUND: std::time::Duration = std::time::Duration::from_secs(10);
 
 async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();

@@ -177,6 +177,13 @@ impl Registry {
         })
     }
 
+        /// Asks every active object to hibernate once its current batch is done.
+    pub fn evict_all(&self) {
+        for slot in self.slots.iter() {
+            slot.value().evict.notify_one();
+        }
+    }
+
     /// Asks the least recently used active object other than `except` to hibernate.
     fn evict_lru(&self, except: &ObjectKey) {
         let victim = self

@@ -198,6 +198,29 @@ impl Runtime {
         }));
     }
 
+        /// Winds down after the HTTP server stopped: closes every WebSocket with
+    /// 1001, stops dispatching alarms, lets running batches commit and
+    /// hibernates every object, waiting at most `bound`.
+    pub async fn shutdown(&self, bound: std::time::Duration) {
+        let deadline = tokio::time::Instant::now() + bound;
+        self.alarms.stop();
+        self.sockets.close_all(1001, "server shutting down");
+        while self.sockets.open_sockets() > 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        while self.registry.actors() > 0 && tokio::time::Instant::now() < deadline {
+            self.registry.evict_all();
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        if self.registry.actors() > 0 || self.sockets.open_sockets() > 0 {
+            tracing::warn!(
+                "shutdown bound of {bound:?} reached with {} objects and {} sockets still open",
+                self.registry.actors(),
+                self.sockets.open_sockets()
+            );
+        }
+    }
+
     /// Runs an object's alarm event; false if it could not be delivered (the
     /// scheduler tries again soon).
     async fn deliver_alarm(&self, key: ObjectKey) -> bool {

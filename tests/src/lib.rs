@@ -216,6 +216,18 @@ impl TestHost {
         self.log.subscribe()
     }
 
+    /// Sends SIGTERM and waits (at most `bound`) for the exit; returns its code.
+    pub async fn terminate(&mut self, bound: Duration) -> Option<i32> {
+        let mut child = self.child.take()?;
+        let pid = child.id()?;
+        let _ = Command::new("kill").args(["-TERM", &pid.to_string()]).status().await;
+        let status = tokio::time::timeout(bound, child.wait())
+            .await
+            .expect("the host did not exit within the bound")
+            .ok()?;
+        status.code()
+    }
+
     /// Kills the process (SIGKILL) and waits for it to exit.
     pub async fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {

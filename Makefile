@@ -9,7 +9,7 @@ GUESTS := -p counter -p tenant-db -p chat -p batcher -p leaderboard-player -p le
           -p hostile -p types-fixture
 WASM_TARGET := wasm32-wasip2
 
-.PHONY: all setup build build-host build-guests serve test lint bench clean
+.PHONY: all setup build build-host build-guests serve test lint bench torture clean
 
 all: build
 
@@ -41,6 +41,10 @@ lint:
 ## Print performance numbers (not a test).
 bench: build
 	$(CARGO) run --release --locked -p dohost-bench
+
+## kill -9 rounds against an acknowledged-write ledger (prints rounds, acknowledged, lost).
+torture: build
+	TORTURE_ROUNDS=$${TORTURE_ROUNDS:-120} $(CARGO) test --release --locked -p dohost-tests --test crash -- --nocapture
 
 clean:
 	$(CARGO) clean

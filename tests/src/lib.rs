@@ -347,6 +347,8 @@ where
     }
 }
 
+pub mod ledger;
+
 /// A WebSocket client connected to a test host.
 pub struct WsClient {
     stream: tokio_tungstenite::WebSocketStream<

@@ -1,0 +1,200 @@
+//! A Jepsen-style "set" check with an acknowledged-write ledger: concurrent
+//! clients write unique rows (TenantDb) and increments (Counter) while the host
+//! is SIGKILLed at random moments; every acknowledged write must survive, and
+//! nothing that was never attempted may appear.
+
+use crate::TestHost;
+use serde_json::json;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// A small deterministic PRNG (xorshift64*), so a failing seed replays.
+#[derive(Clone)]
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed.max(1))
+    }
+
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+}
+
+/// What a client learned about one operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Ok,
+    /// A definite error: the write did not happen.
+    Failed,
+    /// Timeout or dropped connection: it may or may not have happened.
+    Unknown,
+}
+
+/// Every operation and its outcome, across rounds.
+#[derive(Debug, Default)]
+pub struct Ledger {
+    /// Inserted value → outcome, per TenantDb object.
+    pub inserts: BTreeMap<String, BTreeMap<String, Outcome>>,
+    /// Increments per Counter object: (ok, unknown).
+    pub increments: BTreeMap<String, (u64, u64)>,
+}
+
+/// Totals of a run.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Totals {
+    pub rounds: u64,
+    pub acknowledged: u64,
+    pub unknown: u64,
+    pub failed: u64,
+    pub lost: u64,
+}
+
+const TENANTS: usize = 3;
+const COUNTERS: usize = 3;
+const CLIENTS: usize = 8;
+
+/// Runs `rounds` kill-and-restart rounds from `seed` against `host` and checks
+/// the ledger after each. Panics (with the seed) on a lost or phantom write.
+pub async fn run(host: &mut TestHost, seed: u64, rounds: u64) -> Totals {
+    let mut rng = Rng::new(seed);
+    let ledger = Arc::new(Mutex::new(Ledger::default()));
+    let mut totals = Totals::default();
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .pool_max_idle_per_host(0)
+        .build()
+        .expect("client");
+    for round in 0..rounds {
+        let mut tasks = Vec::new();
+        for c in 0..CLIENTS {
+            let (client, url, ledger) = (client.clone(), host.url.clone(), ledger.clone());
+            let mut crng = Rng::new(rng.next());
+            tasks.push(tokio::spawn(async move {
+                for n in 0.. {
+                    if crng.below(2) == 0 {
+                        let tenant = format!("t{}", crng.below(TENANTS as u64));
+                        let value = format!("r{round}-c{c}-{n}");
+                        let body = json!({
+                            "query": "CREATE TABLE IF NOT EXISTS ledger (v TEXT PRIMARY KEY); INSERT INTO ledger (v) VALUES (?)",
+                            "params": [value],
+                        });
+                        let res = client.post(format!("{url}/obj/TenantDb/{tenant}/sql")).body(body.to_string()).send().await;
+                        let outcome = match res {
+                            Ok(r) if r.status() == 200 => match r.text().await {
+                                Ok(_) => Outcome::Ok,
+                                Err(_) => Outcome::Unknown,
+                            },
+                            Ok(r) if r.status().is_client_error() || r.status().is_server_error() => Outcome::Failed,
+                            _ => Outcome::Unknown,
+                        };
+                        ledger.lock().unwrap().inserts.entry(tenant).or_default().insert(value, outcome);
+                        if outcome == Outcome::Unknown {
+                            return;
+                        }
+                    } else {
+                        let counter = format!("c{}", crng.below(COUNTERS as u64));
+                        let res = client.post(format!("{url}/obj/Counter/{counter}/increment")).send().await;
+                        let outcome = match res {
+                            Ok(r) if r.status() == 200 => match r.text().await {
+                                Ok(_) => Outcome::Ok,
+                                Err(_) => Outcome::Unknown,
+                            },
+                            Ok(r) if r.status().is_server_error() || r.status().is_client_error() => Outcome::Failed,
+                            _ => Outcome::Unknown,
+                        };
+                        let mut l = ledger.lock().unwrap();
+                        let entry = l.increments.entry(counter).or_default();
+                        match outcome {
+                            Outcome::Ok => entry.0 += 1,
+                            Outcome::Unknown => entry.1 += 1,
+                            Outcome::Failed => {}
+                        }
+                        if outcome == Outcome::Unknown {
+                            return;
+                        }
+                    }
+                }
+            }));
+        }
+        // Let the clients run, then pull the plug.
+        tokio::time::sleep(Duration::from_millis(50 + rng.below(400))).await;
+        host.kill().await;
+        for t in tasks {
+            let _ = t.await;
+        }
+        host.restart().await;
+        let lost = check(host, &ledger.lock().unwrap(), seed, round).await;
+        totals.rounds += 1;
+        totals.lost += lost;
+    }
+    let l = ledger.lock().unwrap();
+    for outcomes in l.inserts.values() {
+        for o in outcomes.values() {
+            match o {
+                Outcome::Ok => totals.acknowledged += 1,
+                Outcome::Failed => totals.failed += 1,
+                Outcome::Unknown => totals.unknown += 1,
+            }
+        }
+    }
+    for (ok, unknown) in l.increments.values() {
+        totals.acknowledged += ok;
+        totals.unknown += unknown;
+    }
+    totals
+}
+
+/// Checks the ledger against the restarted host; returns the writes lost.
+async fn check(host: &TestHost, ledger: &Ledger, seed: u64, round: u64) -> u64 {
+    let mut lost = 0;
+    for (tenant, outcomes) in &ledger.inserts {
+        let (status, result) = host
+            .post_json(
+                &format!("/obj/TenantDb/{tenant}/sql"),
+                json!({"query": "CREATE TABLE IF NOT EXISTS ledger (v TEXT PRIMARY KEY); SELECT v FROM ledger"}),
+            )
+            .await;
+        assert_eq!(status, 200, "seed {seed} round {round}: {result}");
+        let present: BTreeSet<String> = result["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r[0].as_str().unwrap().to_string())
+            .collect();
+        for (value, outcome) in outcomes {
+            match outcome {
+                Outcome::Ok if !present.contains(value) => {
+                    lost += 1;
+                    eprintln!("seed {seed} round {round}: acknowledged insert {value} into {tenant} is missing");
+                }
+                Outcome::Failed if present.contains(value) => {
+                    panic!("seed {seed} round {round}: failed insert {value} into {tenant} is present")
+                }
+                _ => {}
+            }
+        }
+        for value in &present {
+            assert!(outcomes.contains_key(value), "seed {seed} round {round}: {value} in {tenant} was never attempted");
+        }
+    }
+    for (counter, (ok, unknown)) in &ledger.increments {
+        let value: u64 = host.get(&format!("/obj/Counter/{counter}/")).await.body.parse().unwrap();
+        if value < *ok {
+            lost += ok - value;
+            eprintln!("seed {seed} round {round}: counter {counter} = {value} < {ok} acknowledged increments");
+        }
+        assert!(value <= ok + unknown, "seed {seed} round {round}: counter {counter} = {value} > {ok} ok + {unknown} unknown");
+    }
+    assert_eq!(lost, 0, "seed {seed} round {round}: {lost} acknowledged writes lost");
+    lost
+}

@@ -235,11 +235,11 @@ impl Config {
         };
         let d = Limits::default();
         let limits = Limits {
-            hibernate_after: duration(
-                "limits.hibernate_after",
-                &raw.limits.hibernate_after,
-                d.hibernate_after,
-            )?,
+                        // "0s" hibernates after every batch of events (tests, debugging).
+            hibernate_after: match &raw.limits.hibernate_after {
+                Some(s) if s.trim() == "0s" || s.trim() == "0" => Duration::ZERO,
+                _ => duration("limits.hibernate_after", &raw.limits.hibernate_after, d.hibernate_after)?,
+            },
             max_active: positive("limits.max_active", raw.limits.max_active, d.max_active)?,
             cpu_per_event: duration(
                 "limits.cpu_per_event",

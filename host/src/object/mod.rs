@@ -121,11 +121,19 @@ impl ObjectActor {
                     Err(_) => break,
                 }
             }
-            self.runtime
+                        self.runtime
                 .metrics
                 .mailbox_depth
                 .dec_by(batch.len() as i64);
             self.run_batch(batch).await;
+            // `hibernate_after = "0s"`: evict after every batch (nothing may
+            // live in the instance between events).
+            if hibernate_after.is_zero() && self.mailbox.is_empty() {
+                self.hibernate("idle");
+                if self.runtime.registry.leave_if_idle(&self.key, &self.mailbox) {
+                    return;
+                }
+            }
         }
     }
 

@@ -153,3 +153,44 @@ async fn a_failed_nested_transaction_rolls_back_only_its_part() {
     assert_eq!(host.get("/obj/Hostile/tx/get?key=inner").await.body, "none");
     assert_eq!(host.get("/obj/Hostile/tx/get?key=kept").await.body, "yes");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn huge_responses_are_bounded_by_the_memory_limit() {
+    let host = TestHost::start(LIMITS).await;
+    let ok = host.post("/obj/Hostile/big/big?mib=8", "").await;
+    assert_eq!((ok.status, ok.body.len()), (200, 8 << 20));
+    let reply = host.post("/obj/Hostile/big/big?mib=64", "").await;
+    assert_eq!(reply.status, 500);
+    assert!(reply.body.contains("exceeded the memory limit of 32 MiB"), "{}", &reply.body[..reply.body.len().min(300)]);
+    assert_eq!(host.post("/obj/Hostile/big/put?key=after", "fine").await.body, "ok");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_huge_sql_result_is_refused_without_harm() {
+    let host = TestHost::start("").await;
+    let (s, r) = host
+        .post_json(
+            "/obj/TenantDb/huge/sql",
+            serde_json::json!({"query": "CREATE TABLE t (b BLOB); WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 20) INSERT INTO t SELECT zeroblob(2000000) FROM n"}),
+        )
+        .await;
+    assert_eq!(s, 200, "{r}");
+    let (s, r) = host.post_json("/obj/TenantDb/huge/sql", serde_json::json!({"query": "SELECT b FROM t"})).await;
+    assert_eq!(s, 400);
+    assert!(r["error"].as_str().unwrap().contains("result too large"), "{r}");
+    let (s, r) = host.post_json("/obj/TenantDb/huge/sql", serde_json::json!({"query": "SELECT count(*) FROM t"})).await;
+    assert_eq!((s, r["rows"].clone()), (200, serde_json::json!([[20]])));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_guest_hoarding_resource_handles_is_stopped() {
+    let host = TestHost::start("").await;
+    let mut log = host.log_lines();
+    let mut ws = host.ws("/obj/Hostile/hoarder/ws").await;
+    assert_eq!(ws.next_text().await, "welcome");
+    ws.send("hoard").await;
+    dohost_tests::wait_for_line(&mut log, "cannot hand out another socket handle").await;
+    // The socket and the object still work.
+    ws.send("echo still here").await;
+    assert_eq!(ws.next_text().await, "still here");
+}

@@ -448,13 +448,18 @@ impl ObjectInstance {
     }
 
     /// Delivers a socket's protocol error.
-    pub async fn socket_error(
+        pub async fn socket_error(
         &mut self,
-        socket: SocketId,
+        socket: &SocketView,
         error: &str,
     ) -> Result<Result<(), String>, GuestFailure> {
         self.start_call();
-        let ws = self.socket_handle(socket)?;
+        self.store
+            .data_mut()
+            .event_sockets
+            .closed
+            .insert(socket.id, socket.clone());
+        let ws = self.socket_handle(socket.id)?;
         let result = self
             .bindings
             .dohost_object_handler()

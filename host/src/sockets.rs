@@ -299,10 +299,8 @@ pub enum SocketEvent {
         reason: String,
         was_clean: bool,
     },
-    Error {
-        socket: SocketId,
-        error: String,
-    },
+        /// The socket failed; it carries its last state, as it closes right after.
+    Error { socket: SocketView, error: String },
 }
 
 /// Runs one accepted connection until it closes.
@@ -421,11 +419,13 @@ pub async fn serve_socket(
                     ),
                     other => (1002, format!("protocol error: {other}")),
                 };
-                deliver(SocketEvent::Error {
-                    socket: id,
-                    error: error.clone(),
-                })
-                .await;
+                                if let Some(socket) = hub.view(&key, id) {
+                    deliver(SocketEvent::Error {
+                        socket,
+                        error: error.clone(),
+                    })
+                    .await;
+                }
                 // Tell the peer why before hanging up.
                 let frame = CloseFrame {
                     code: CloseCode::from(code),

@@ -244,7 +244,7 @@ async fn the_guest_can_close_a_socket_and_sending_afterwards_is_an_error() {
 #[tokio::test(flavor = "multi_thread")]
 async fn an_oversized_message_runs_the_error_handler_and_closes_with_1009() {
     let host = TestHost::start("[limits]\nmax_ws_message_bytes = 1000").await;
-    let mut ws = host.ws("/obj/Hostile/big/ws").await;
+    let mut ws = host.ws("/obj/Hostile/big/ws?tags=large").await;
     assert_eq!(ws.next_text().await, "welcome");
     ws.send("big").await; // the guest tries to send 2 MiB
     assert!(ws.next_text().await.contains("message too large"));

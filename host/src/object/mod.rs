@@ -447,8 +447,8 @@ impl ObjectActor {
                 .socket_close(socket, *code, reason, *was_clean)
                 .await
                 .map(handled),
-            EventKind::Socket(SocketEvent::Error { socket, error }) => {
-                instance.socket_error(*socket, error).await.map(handled)
+                        EventKind::Socket(SocketEvent::Error { socket, error }) => {
+                instance.socket_error(socket, error).await.map(handled)
             }
             EventKind::Alarm => unreachable!("alarm events run in run_alarm"),
         };

@@ -9,7 +9,7 @@ GUESTS := -p counter -p tenant-db -p chat -p batcher -p leaderboard-player -p le
           -p hostile -p types-fixture
 WASM_TARGET := wasm32-wasip2
 
-.PHONY: all setup build build-host build-guests serve test lint bench torture clean
+.PHONY: all setup build build-host build-guests build-polyglot serve test lint bench torture clean
 
 all: build
 
@@ -22,7 +22,11 @@ build-host:
 build-guests: setup
 	$(CARGO) build --locked --profile guest --target $(WASM_TARGET) $(GUESTS)
 
-build: build-host build-guests
+## JavaScript and Python classes (installs the pinned tools into node_modules/ and .venv/).
+build-polyglot:
+	scripts/build-polyglot.sh
+
+build: build-host build-guests build-polyglot
 
 ## Start the host on the bundled examples (127.0.0.1:8787, data in .dohost/).
 serve: build
@@ -31,7 +35,9 @@ serve: build
 ## Build everything and run every test (unit and black-box).
 test: build
 	$(CARGO) fmt --all -- --check
+	./target/release/dohost check --config tests/polyglot.toml
 	$(CARGO) test --release --locked --no-fail-fast -p dohost -p dohost-tests
+	tests/sdk-probes.sh target/release/dohost
 
 lint:
 	$(CARGO) fmt --all -- --check

@@ -207,7 +207,7 @@ impl AlarmScheduler {
                 );
             }
         }
-                Ok(AlarmScheduler {
+        Ok(AlarmScheduler {
             stopping: Default::default(),
             index: Mutex::new(conn),
             queue: Mutex::new(queue),
@@ -248,9 +248,10 @@ impl AlarmScheduler {
         Ok(())
     }
 
-        /// Stops dispatching (shutdown); alarms already running finish.
+    /// Stops dispatching (shutdown); alarms already running finish.
     pub fn stop(&self) {
-        self.stopping.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.stopping
+            .store(true, std::sync::atomic::Ordering::SeqCst);
         self.changed.notify_one();
     }
 
@@ -281,7 +282,7 @@ impl AlarmScheduler {
     {
         let deliver = Arc::new(deliver);
         let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONCURRENT_DISPATCH));
-                loop {
+        loop {
             if self.stopping.load(std::sync::atomic::Ordering::SeqCst) {
                 return;
             }

@@ -52,6 +52,15 @@ pub enum Command {
         #[arg(long, default_value = "http://127.0.0.1:8787")]
         url: String,
     },
+    /// Validate a manifest and compile its classes into the cache, then exit.
+    Check {
+        /// The manifest.
+        #[arg(long, default_value = "dohost.toml")]
+        config: PathBuf,
+        /// Data directory (overrides `data_dir` in the manifest).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
     /// List the scheduled alarms of a running server (earliest first).
     Alarms {
         /// The server.
@@ -99,6 +108,14 @@ pub fn main() -> anyhow::Result<()> {
                 .context("starting the tokio runtime")?;
             rt.block_on(crate::client::call(&url, &class, &name, id, &method, &args))
         }
+        Command::Check { config, data_dir } => {
+            let overrides = Overrides {
+                listen: None,
+                data_dir,
+            };
+            let config = Config::load(&config, &overrides)?;
+            check(&config)
+        }
         Command::Alarms { url } => {
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -107,6 +124,28 @@ pub fn main() -> anyhow::Result<()> {
             rt.block_on(crate::client::alarms(&url))
         }
     }
+}
+
+/// `dohost check`: every class compiles (or loads from the cache) and links.
+fn check(config: &Config) -> anyhow::Result<()> {
+    let engine = crate::engine::Engine::new(&config.limits, &config.cache_dir)?;
+    for class in &config.classes {
+        let loaded = engine.load_class(class)?;
+        println!(
+            "{:<16} {:>10} bytes  {:>8.1} ms  {:<8} methods: {}",
+            class.name,
+            loaded.size,
+            loaded.load_time.as_secs_f64() * 1e3,
+            if loaded.load == crate::engine::LoadKind::Cached {
+                "cached"
+            } else {
+                "compiled"
+            },
+            loaded.rpc.names().join(", ")
+        );
+    }
+    println!("{} classes OK", config.classes.len());
+    Ok(())
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {
@@ -124,7 +163,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     );
     // Tests and tools wait for this line on stdout.
     println!("listening on http://{local}");
-        crate::server::serve(runtime.clone(), listener, shutdown_signal()).await;
+    crate::server::serve(runtime.clone(), listener, shutdown_signal()).await;
     tracing::info!("no longer accepting connections; closing sockets and committing");
     runtime.shutdown(SHUTDOWN_BOUND).await;
     tracing::info!("stopped");

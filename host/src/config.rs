@@ -235,10 +235,14 @@ impl Config {
         };
         let d = Limits::default();
         let limits = Limits {
-                        // "0s" hibernates after every batch of events (tests, debugging).
+            // "0s" hibernates after every batch of events (tests, debugging).
             hibernate_after: match &raw.limits.hibernate_after {
                 Some(s) if s.trim() == "0s" || s.trim() == "0" => Duration::ZERO,
-                _ => duration("limits.hibernate_after", &raw.limits.hibernate_after, d.hibernate_after)?,
+                _ => duration(
+                    "limits.hibernate_after",
+                    &raw.limits.hibernate_after,
+                    d.hibernate_after,
+                )?,
             },
             max_active: positive("limits.max_active", raw.limits.max_active, d.max_active)?,
             cpu_per_event: duration(

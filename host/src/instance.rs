@@ -448,7 +448,7 @@ impl ObjectInstance {
     }
 
     /// Delivers a socket's protocol error.
-        pub async fn socket_error(
+    pub async fn socket_error(
         &mut self,
         socket: &SocketView,
         error: &str,

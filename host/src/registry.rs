@@ -177,7 +177,7 @@ impl Registry {
         })
     }
 
-        /// Asks every active object to hibernate once its current batch is done.
+    /// Asks every active object to hibernate once its current batch is done.
     pub fn evict_all(&self) {
         for slot in self.slots.iter() {
             slot.value().evict.notify_one();

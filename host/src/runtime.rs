@@ -198,7 +198,7 @@ impl Runtime {
         }));
     }
 
-        /// Winds down after the HTTP server stopped: closes every WebSocket with
+    /// Winds down after the HTTP server stopped: closes every WebSocket with
     /// 1001, stops dispatching alarms, lets running batches commit and
     /// hibernates every object, waiting at most `bound`.
     pub async fn shutdown(&self, bound: std::time::Duration) {

@@ -90,7 +90,7 @@ pub async fn serve(
             drop(done);
         });
     }
-        let _ = stop.send(true);
+    let _ = stop.send(true);
     drop(done);
     // In-flight requests finish (each is bounded by limits.cpu_per_event).
     let _ = done_rx.recv().await;

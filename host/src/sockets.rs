@@ -299,7 +299,7 @@ pub enum SocketEvent {
         reason: String,
         was_clean: bool,
     },
-        /// The socket failed; it carries its last state, as it closes right after.
+    /// The socket failed; it carries its last state, as it closes right after.
     Error { socket: SocketView, error: String },
 }
 
@@ -419,7 +419,7 @@ pub async fn serve_socket(
                     ),
                     other => (1002, format!("protocol error: {other}")),
                 };
-                                if let Some(socket) = hub.view(&key, id) {
+                if let Some(socket) = hub.view(&key, id) {
                     deliver(SocketEvent::Error {
                         socket,
                         error: error.clone(),

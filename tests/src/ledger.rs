@@ -178,23 +178,39 @@ async fn check(host: &TestHost, ledger: &Ledger, seed: u64, round: u64) -> u64 {
                     eprintln!("seed {seed} round {round}: acknowledged insert {value} into {tenant} is missing");
                 }
                 Outcome::Failed if present.contains(value) => {
-                    panic!("seed {seed} round {round}: failed insert {value} into {tenant} is present")
+                    panic!(
+                        "seed {seed} round {round}: failed insert {value} into {tenant} is present"
+                    )
                 }
                 _ => {}
             }
         }
         for value in &present {
-            assert!(outcomes.contains_key(value), "seed {seed} round {round}: {value} in {tenant} was never attempted");
+            assert!(
+                outcomes.contains_key(value),
+                "seed {seed} round {round}: {value} in {tenant} was never attempted"
+            );
         }
     }
     for (counter, (ok, unknown)) in &ledger.increments {
-        let value: u64 = host.get(&format!("/obj/Counter/{counter}/")).await.body.parse().unwrap();
+        let value: u64 = host
+            .get(&format!("/obj/Counter/{counter}/"))
+            .await
+            .body
+            .parse()
+            .unwrap();
         if value < *ok {
             lost += ok - value;
             eprintln!("seed {seed} round {round}: counter {counter} = {value} < {ok} acknowledged increments");
         }
-        assert!(value <= ok + unknown, "seed {seed} round {round}: counter {counter} = {value} > {ok} ok + {unknown} unknown");
+        assert!(
+            value <= ok + unknown,
+            "seed {seed} round {round}: counter {counter} = {value} > {ok} ok + {unknown} unknown"
+        );
     }
-    assert_eq!(lost, 0, "seed {seed} round {round}: {lost} acknowledged writes lost");
+    assert_eq!(
+        lost, 0,
+        "seed {seed} round {round}: {lost} acknowledged writes lost"
+    );
     lost
 }

@@ -61,6 +61,29 @@ pub fn standard_classes() -> Vec<(&'static str, PathBuf)> {
     ]
 }
 
+/// A JavaScript or Python component built by `make build` into target/polyglot/.
+pub fn polyglot(file: &str) -> PathBuf {
+    let path = root().join(format!("target/polyglot/{file}.wasm"));
+    assert!(
+        path.is_file(),
+        "{} is missing: run `make build` first",
+        path.display()
+    );
+    path
+}
+
+/// The same contracts in three languages.
+pub fn polyglot_classes() -> Vec<(&'static str, PathBuf)> {
+    vec![
+        ("Counter", guest("counter")),
+        ("JsCounter", polyglot("js_counter")),
+        ("PyCounter", polyglot("py_counter")),
+        ("ChatRoom", guest("chat")),
+        ("JsChatRoom", polyglot("js_chat")),
+        ("PyChatRoom", polyglot("py_chat")),
+    ]
+}
+
 /// A manifest for `classes` with extra top-level TOML (e.g. a `[limits]` table).
 pub fn manifest(classes: &[(&str, PathBuf)], extra: &str) -> String {
     let mut m = String::new();
@@ -220,7 +243,10 @@ impl TestHost {
     pub async fn terminate(&mut self, bound: Duration) -> Option<i32> {
         let mut child = self.child.take()?;
         let pid = child.id()?;
-        let _ = Command::new("kill").args(["-TERM", &pid.to_string()]).status().await;
+        let _ = Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()
+            .await;
         let status = tokio::time::timeout(bound, child.wait())
             .await
             .expect("the host did not exit within the bound")

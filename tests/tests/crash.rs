@@ -5,10 +5,19 @@ use dohost_tests::{ledger, TestHost};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn no_acknowledged_write_is_lost_when_the_host_is_killed() {
-    let rounds: u64 = std::env::var("TORTURE_ROUNDS").ok().and_then(|r| r.parse().ok()).unwrap_or(4);
-    let seed: u64 = std::env::var("TORTURE_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64
-    });
+    let rounds: u64 = std::env::var("TORTURE_ROUNDS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(4);
+    let seed: u64 = std::env::var("TORTURE_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos() as u64
+        });
     eprintln!("torture seed {seed} ({rounds} rounds); replay with TORTURE_SEED={seed}");
     let mut host = TestHost::start("").await;
     let totals = ledger::run(&mut host, seed, rounds).await;

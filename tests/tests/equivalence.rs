@@ -28,7 +28,16 @@ async fn workload(host: &TestHost, seed: u64) -> Vec<String> {
     for step in 0..150 {
         let line = match rng.below(9) {
             0 => {
-                let r = host.post(&format!("/obj/Counter/c{}/increment?by={}", rng.below(3), rng.below(10)), "").await;
+                let r = host
+                    .post(
+                        &format!(
+                            "/obj/Counter/c{}/increment?by={}",
+                            rng.below(3),
+                            rng.below(10)
+                        ),
+                        "",
+                    )
+                    .await;
                 format!("inc {} {}", r.status, r.body)
             }
             1 => {
@@ -37,21 +46,32 @@ async fn workload(host: &TestHost, seed: u64) -> Vec<String> {
             }
             2 => {
                 let body = json!({"op": "put", "key": format!("k{}", rng.below(5)), "value": step});
-                let (s, v) = host.post_json(&format!("/obj/TenantDb/t{}/kv", rng.below(2)), body).await;
+                let (s, v) = host
+                    .post_json(&format!("/obj/TenantDb/t{}/kv", rng.below(2)), body)
+                    .await;
                 format!("put {s} {v}")
             }
             3 => {
-                let body = json!({"op": "list", "reverse": rng.below(2) == 1, "limit": rng.below(4)});
-                let (s, v) = host.post_json(&format!("/obj/TenantDb/t{}/kv", rng.below(2)), body).await;
+                let body =
+                    json!({"op": "list", "reverse": rng.below(2) == 1, "limit": rng.below(4)});
+                let (s, v) = host
+                    .post_json(&format!("/obj/TenantDb/t{}/kv", rng.below(2)), body)
+                    .await;
                 format!("list {s} {v}")
             }
             4 => {
                 let body = json!({"query": "CREATE TABLE IF NOT EXISTS t (v); INSERT INTO t VALUES (?); SELECT count(*), sum(v) FROM t", "params": [step]});
-                let (s, v) = host.post_json(&format!("/obj/TenantDb/t{}/sql", rng.below(2)), body).await;
+                let (s, v) = host
+                    .post_json(&format!("/obj/TenantDb/t{}/sql", rng.below(2)), body)
+                    .await;
                 format!("sql {s} {}", v["rows"])
             }
             5 => {
-                let (sender, other) = if rng.below(2) == 0 { (&mut a, &mut b) } else { (&mut b, &mut a) };
+                let (sender, other) = if rng.below(2) == 0 {
+                    (&mut a, &mut b)
+                } else {
+                    (&mut b, &mut a)
+                };
                 sender.send(&format!("hello {step}")).await;
                 let (x, y) = (sender.next_text().await, other.next_text().await);
                 format!("chat {x} {y}")
@@ -60,7 +80,12 @@ async fn workload(host: &TestHost, seed: u64) -> Vec<String> {
                 // Wait for the alarm (and its retries) each time, so that the
                 // runs do not depend on how fast either host is.
                 let b = rng.below(2);
-                let r = host.post(&format!("/obj/Batcher/b{b}/add?flush_ms={}", rng.below(40)), format!("item {step}")).await;
+                let r = host
+                    .post(
+                        &format!("/obj/Batcher/b{b}/add?flush_ms={}", rng.below(40)),
+                        format!("item {step}"),
+                    )
+                    .await;
                 eventually(Duration::from_secs(30), "the batcher flushes", || async {
                     host.get(&format!("/obj/Batcher/b{b}/")).await.json()["alarm"].is_null()
                 })
@@ -68,12 +93,18 @@ async fn workload(host: &TestHost, seed: u64) -> Vec<String> {
                 format!("add {} {}", r.status, normalize(r.json()))
             }
             7 => {
-                let r = host.post(&format!("/obj/Batcher/b{}/fail?times=1", rng.below(2)), "").await;
+                let r = host
+                    .post(&format!("/obj/Batcher/b{}/fail?times=1", rng.below(2)), "")
+                    .await;
                 format!("fail {} {}", r.status, r.body)
             }
             _ => {
-                let r = host.post(&format!("/obj/Hostile/h{}/nested", rng.below(2)), "").await;
-                let g = host.get(&format!("/obj/Hostile/h{}/get?key=inner", rng.below(2))).await;
+                let r = host
+                    .post(&format!("/obj/Hostile/h{}/nested", rng.below(2)), "")
+                    .await;
+                let g = host
+                    .get(&format!("/obj/Hostile/h{}/get?key=inner", rng.below(2)))
+                    .await;
                 format!("nested {} {} {}", r.status, r.body, g.body)
             }
         };
@@ -81,12 +112,23 @@ async fn workload(host: &TestHost, seed: u64) -> Vec<String> {
     }
     // Let the alarms settle, then dump everything observable.
     for b in 0..2 {
-        out.push(format!("batcher {}", normalize(host.get(&format!("/obj/Batcher/b{b}/")).await.json())));
+        out.push(format!(
+            "batcher {}",
+            normalize(host.get(&format!("/obj/Batcher/b{b}/")).await.json())
+        ));
     }
-    out.push(format!("history {}", host.get("/obj/ChatRoom/eq/history").await.body));
-    out.push(format!("users {}", host.get("/obj/ChatRoom/eq/users").await.body));
+    out.push(format!(
+        "history {}",
+        host.get("/obj/ChatRoom/eq/history").await.body
+    ));
+    out.push(format!(
+        "users {}",
+        host.get("/obj/ChatRoom/eq/users").await.body
+    ));
     for t in 0..2 {
-        let (_, v) = host.post_json(&format!("/obj/TenantDb/t{t}/kv"), json!({"op": "list"})).await;
+        let (_, v) = host
+            .post_json(&format!("/obj/TenantDb/t{t}/kv"), json!({"op": "list"}))
+            .await;
         out.push(format!("kv {v}"));
     }
     out
@@ -94,7 +136,10 @@ async fn workload(host: &TestHost, seed: u64) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn evicting_after_every_event_changes_nothing_observable() {
-    let seed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64;
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64;
     eprintln!("equivalence seed {seed}");
     let always = TestHost::start(&format!("{COMMON}\n[limits]\nhibernate_after = \"0s\"")).await;
     let never = TestHost::start(&format!("{COMMON}\n[limits]\nhibernate_after = \"1h\"")).await;
@@ -105,6 +150,10 @@ async fn evicting_after_every_event_changes_nothing_observable() {
     assert_eq!(evicted.len(), kept.len());
     // And the evicting host really did evict, many times.
     let m = always.metrics().await;
-    assert!(m.sum("dohost_instantiations_total") > 100.0, "{}", m.sum("dohost_instantiations_total"));
+    assert!(
+        m.sum("dohost_instantiations_total") > 100.0,
+        "{}",
+        m.sum("dohost_instantiations_total")
+    );
     assert!(never.metrics().await.sum("dohost_instantiations_total") < 20.0);
 }

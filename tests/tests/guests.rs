@@ -161,8 +161,17 @@ async fn huge_responses_are_bounded_by_the_memory_limit() {
     assert_eq!((ok.status, ok.body.len()), (200, 8 << 20));
     let reply = host.post("/obj/Hostile/big/big?mib=64", "").await;
     assert_eq!(reply.status, 500);
-    assert!(reply.body.contains("exceeded the memory limit of 32 MiB"), "{}", &reply.body[..reply.body.len().min(300)]);
-    assert_eq!(host.post("/obj/Hostile/big/put?key=after", "fine").await.body, "ok");
+    assert!(
+        reply.body.contains("exceeded the memory limit of 32 MiB"),
+        "{}",
+        &reply.body[..reply.body.len().min(300)]
+    );
+    assert_eq!(
+        host.post("/obj/Hostile/big/put?key=after", "fine")
+            .await
+            .body,
+        "ok"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -175,10 +184,23 @@ async fn a_huge_sql_result_is_refused_without_harm() {
         )
         .await;
     assert_eq!(s, 200, "{r}");
-    let (s, r) = host.post_json("/obj/TenantDb/huge/sql", serde_json::json!({"query": "SELECT b FROM t"})).await;
+    let (s, r) = host
+        .post_json(
+            "/obj/TenantDb/huge/sql",
+            serde_json::json!({"query": "SELECT b FROM t"}),
+        )
+        .await;
     assert_eq!(s, 400);
-    assert!(r["error"].as_str().unwrap().contains("result too large"), "{r}");
-    let (s, r) = host.post_json("/obj/TenantDb/huge/sql", serde_json::json!({"query": "SELECT count(*) FROM t"})).await;
+    assert!(
+        r["error"].as_str().unwrap().contains("result too large"),
+        "{r}"
+    );
+    let (s, r) = host
+        .post_json(
+            "/obj/TenantDb/huge/sql",
+            serde_json::json!({"query": "SELECT count(*) FROM t"}),
+        )
+        .await;
     assert_eq!((s, r["rows"].clone()), (200, serde_json::json!([[20]])));
 }
 

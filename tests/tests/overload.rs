@@ -12,7 +12,10 @@ fn open_fds(pid: u32) -> usize {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn many_distinct_objects_stay_within_the_caps() {
-    let objects: usize = std::env::var("OVERLOAD_OBJECTS").ok().and_then(|n| n.parse().ok()).unwrap_or(3_000);
+    let objects: usize = std::env::var("OVERLOAD_OBJECTS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(3_000);
     let max_active = 50;
     let host = Arc::new(TestHost::start(&format!("[limits]\nmax_active = {max_active}")).await);
     let pid = host.pid().unwrap();
@@ -24,7 +27,10 @@ async fn many_distinct_objects_stay_within_the_caps() {
             loop {
                 peak_fds.fetch_max(open_fds(pid), std::sync::atomic::Ordering::Relaxed);
                 let active = host.metrics().await.get("dohost_instances_active");
-                assert!(active <= max_active as f64, "{active} instances active (max_active {max_active})");
+                assert!(
+                    active <= max_active as f64,
+                    "{active} instances active (max_active {max_active})"
+                );
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
         })
@@ -34,7 +40,9 @@ async fn many_distinct_objects_stay_within_the_caps() {
         let host = host.clone();
         tasks.push(tokio::spawn(async move {
             for i in (worker..objects).step_by(16) {
-                let reply = host.post(&format!("/obj/Counter/many-{i}/increment"), "").await;
+                let reply = host
+                    .post(&format!("/obj/Counter/many-{i}/increment"), "")
+                    .await;
                 assert_eq!(reply.status, 200, "{}", reply.body);
             }
         }));
@@ -46,13 +54,19 @@ async fn many_distinct_objects_stay_within_the_caps() {
     let peak = peak_fds.load(std::sync::atomic::Ordering::Relaxed);
     // Each active object holds its database (3 files with WAL); sockets of the
     // 16 test connections and the host's own files come on top.
-    assert!(peak <= baseline_fds + 3 * max_active + 64, "peak {peak} fds, baseline {baseline_fds}");
+    assert!(
+        peak <= baseline_fds + 3 * max_active + 64,
+        "peak {peak} fds, baseline {baseline_fds}"
+    );
     let (_, peak_rss) = host.rss();
     assert!(peak_rss < 1024 * 1024 * 1024, "peak RSS {peak_rss}");
     for i in [0, objects / 2, objects - 1] {
         assert_eq!(host.get(&format!("/obj/Counter/many-{i}/")).await.body, "1");
     }
-    println!("{objects} objects: peak {peak} fds (baseline {baseline_fds}), peak RSS {} MiB", peak_rss >> 20);
+    println!(
+        "{objects} objects: peak {peak} fds (baseline {baseline_fds}), peak RSS {} MiB",
+        peak_rss >> 20
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -67,20 +81,28 @@ async fn a_flooded_object_does_not_slow_its_neighbours() {
     let mut flood = Vec::new();
     for _ in 0..200 {
         let host = host.clone();
-        flood.push(tokio::spawn(async move { host.get("/obj/Hostile/flooded/get").await.status }));
+        flood.push(tokio::spawn(async move {
+            host.get("/obj/Hostile/flooded/get").await.status
+        }));
     }
     let started = Instant::now();
     for _ in 0..20 {
         assert_eq!(host.get("/obj/Counter/neighbour/").await.status, 200);
     }
     let took = started.elapsed();
-    assert!(took < Duration::from_millis(1000), "20 neighbour reads took {took:?}");
+    assert!(
+        took < Duration::from_millis(1000),
+        "20 neighbour reads took {took:?}"
+    );
     let mut refused = 0;
     for f in flood {
         if f.await.unwrap() == 503 {
             refused += 1;
         }
     }
-    assert!(refused > 100, "the full mailbox refused the flood ({refused} × 503)");
+    assert!(
+        refused > 100,
+        "the full mailbox refused the flood ({refused} × 503)"
+    );
     assert_eq!(slow.await.unwrap().status, 200);
 }

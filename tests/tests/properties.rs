@@ -43,10 +43,17 @@ fn arb_type() -> impl Strategy<Value = WitType> {
             // option<option<T>> cannot say some(none) in JSON (documented).
             inner
                 .clone()
-                .prop_filter("no directly nested options", |t| !matches!(t, WitType::Option(_)))
+                .prop_filter("no directly nested options", |t| !matches!(
+                    t,
+                    WitType::Option(_)
+                ))
                 .prop_map(|t| WitType::Option(Box::new(t))),
-            (prop::option::of(inner.clone()), prop::option::of(inner))
-                .prop_map(|(ok, err)| WitType::Result { ok: ok.map(Box::new), err: err.map(Box::new) }),
+            (prop::option::of(inner.clone()), prop::option::of(inner)).prop_map(|(ok, err)| {
+                WitType::Result {
+                    ok: ok.map(Box::new),
+                    err: err.map(Box::new),
+                }
+            }),
         ]
     })
 }
@@ -67,9 +74,18 @@ fn arb_val(ty: &WitType) -> BoxedStrategy<Val> {
         WitType::Char => any::<char>().prop_map(Val::Char).boxed(),
         WitType::String => any::<String>().prop_map(Val::String).boxed(),
         WitType::Enum(n) => prop::sample::select(n.clone()).prop_map(Val::Enum).boxed(),
-        WitType::Flags(n) => prop::sample::subsequence(n.clone(), 0..=n.len()).prop_map(Val::Flags).boxed(),
-        WitType::List(t) => prop::collection::vec(arb_val(t), 0..4).prop_map(Val::List).boxed(),
-        WitType::Tuple(ts) => ts.iter().map(arb_val).collect::<Vec<_>>().prop_map(Val::Tuple).boxed(),
+        WitType::Flags(n) => prop::sample::subsequence(n.clone(), 0..=n.len())
+            .prop_map(Val::Flags)
+            .boxed(),
+        WitType::List(t) => prop::collection::vec(arb_val(t), 0..4)
+            .prop_map(Val::List)
+            .boxed(),
+        WitType::Tuple(ts) => ts
+            .iter()
+            .map(arb_val)
+            .collect::<Vec<_>>()
+            .prop_map(Val::Tuple)
+            .boxed(),
         WitType::Record(fs) => {
             let names: Vec<String> = fs.iter().map(|(n, _)| n.clone()).collect();
             fs.iter()
@@ -84,21 +100,29 @@ fn arb_val(ty: &WitType) -> BoxedStrategy<Val> {
                 .map(|(name, t)| {
                     let name = name.clone();
                     match t {
-                        Some(t) => arb_val(t).prop_map(move |v| Val::Variant(name.clone(), Some(Box::new(v)))).boxed(),
+                        Some(t) => arb_val(t)
+                            .prop_map(move |v| Val::Variant(name.clone(), Some(Box::new(v))))
+                            .boxed(),
                         None => Just(Val::Variant(name, None)).boxed(),
                     }
                 })
                 .collect();
             prop::strategy::Union::new(options).boxed()
         }
-        WitType::Option(t) => prop::option::of(arb_val(t)).prop_map(|v| Val::Option(v.map(Box::new))).boxed(),
+        WitType::Option(t) => prop::option::of(arb_val(t))
+            .prop_map(|v| Val::Option(v.map(Box::new)))
+            .boxed(),
         WitType::Result { ok, err } => {
             let ok = match ok {
-                Some(t) => arb_val(t).prop_map(|v| Val::Result(Ok(Some(Box::new(v))))).boxed(),
+                Some(t) => arb_val(t)
+                    .prop_map(|v| Val::Result(Ok(Some(Box::new(v)))))
+                    .boxed(),
                 None => Just(Val::Result(Ok(None))).boxed(),
             };
             let err = match err {
-                Some(t) => arb_val(t).prop_map(|v| Val::Result(Err(Some(Box::new(v))))).boxed(),
+                Some(t) => arb_val(t)
+                    .prop_map(|v| Val::Result(Err(Some(Box::new(v)))))
+                    .boxed(),
                 None => Just(Val::Result(Err(None))).boxed(),
             };
             prop_oneof![ok, err].boxed()
@@ -162,7 +186,13 @@ enum Op {
     Put(String, u8),
     Delete(String),
     Get(String),
-    List { prefix: Option<String>, start: Option<String>, end: Option<String>, reverse: bool, limit: Option<u32> },
+    List {
+        prefix: Option<String>,
+        start: Option<String>,
+        end: Option<String>,
+        reverse: bool,
+        limit: Option<u32>,
+    },
     DeleteAll,
     BeginNested,
     CommitNested,
@@ -172,7 +202,19 @@ enum Op {
 }
 
 fn key() -> impl Strategy<Value = String> {
-    prop::sample::select(vec!["", "a", "ab", "abc", "b", "ba", "é", "éa", "z", "\u{10FFFF}"]).prop_map(String::from)
+    prop::sample::select(vec![
+        "",
+        "a",
+        "ab",
+        "abc",
+        "b",
+        "ba",
+        "é",
+        "éa",
+        "z",
+        "\u{10FFFF}",
+    ])
+    .prop_map(String::from)
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -194,7 +236,11 @@ fn model_list(m: &BTreeMap<String, Vec<u8>>, o: &ListOptions) -> Vec<(String, Ve
     let mut out: Vec<(String, Vec<u8>)> = m
         .iter()
         .filter(|(k, _)| o.prefix.as_ref().is_none_or(|p| k.starts_with(p.as_str())))
-        .filter(|(k, _)| o.start.as_ref().is_none_or(|s| k.as_bytes() >= s.as_bytes()))
+        .filter(|(k, _)| {
+            o.start
+                .as_ref()
+                .is_none_or(|s| k.as_bytes() >= s.as_bytes())
+        })
         .filter(|(k, _)| o.end.as_ref().is_none_or(|e| k.as_bytes() < e.as_bytes()))
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();

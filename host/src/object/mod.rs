@@ -121,7 +121,7 @@ impl ObjectActor {
                     Err(_) => break,
                 }
             }
-                        self.runtime
+            self.runtime
                 .metrics
                 .mailbox_depth
                 .dec_by(batch.len() as i64);
@@ -130,7 +130,11 @@ impl ObjectActor {
             // live in the instance between events).
             if hibernate_after.is_zero() && self.mailbox.is_empty() {
                 self.hibernate("idle");
-                if self.runtime.registry.leave_if_idle(&self.key, &self.mailbox) {
+                if self
+                    .runtime
+                    .registry
+                    .leave_if_idle(&self.key, &self.mailbox)
+                {
                     return;
                 }
             }
@@ -447,7 +451,7 @@ impl ObjectActor {
                 .socket_close(socket, *code, reason, *was_clean)
                 .await
                 .map(handled),
-                        EventKind::Socket(SocketEvent::Error { socket, error }) => {
+            EventKind::Socket(SocketEvent::Error { socket, error }) => {
                 instance.socket_error(socket, error).await.map(handled)
             }
             EventKind::Alarm => unreachable!("alarm events run in run_alarm"),

@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Builds the JavaScript and Python object classes into WebAssembly components in
+# target/polyglot/, installing the pinned tool chains first when needed:
+#   npm ci (package-lock.json: componentize-js 0.23.0, jco 1.35.0) into node_modules/,
+#   a venv in .venv/ with componentize-py 0.25.1 (guest-sdk/python/requirements-build.txt).
+# Called by `make build`; each component is rebuilt only when a source is newer.
+#
+# componentize-js runs from the repository root: it maps the current directory
+# into its build sandbox, so classes can import ../../../guest-sdk/js/index.js.
+# `--disable http fetch-event`: the host links WASI p2 but not wasi:http.
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT"
+OUT=target/polyglot
+VENV=.venv
+mkdir -p "$OUT"
+
+# Tools: reinstall only when the pins change.
+if [[ ! -f node_modules/.dohost-installed || package-lock.json -nt node_modules/.dohost-installed ]]; then
+  echo "== npm ci (pinned JavaScript tools)"
+  npm ci --no-audit --no-fund --loglevel=error
+  touch node_modules/.dohost-installed
+fi
+if [[ ! -f $VENV/.dohost-installed || guest-sdk/python/requirements-build.txt -nt $VENV/.dohost-installed ]]; then
+  echo "== python venv + componentize-py"
+  [[ -x $VENV/bin/python ]] || python3 -m venv "$VENV"
+  "$VENV/bin/pip" install --disable-pip-version-check -q -r guest-sdk/python/requirements-build.txt
+  touch "$VENV/.dohost-installed"
+fi
+
+# up_to_date OUT SOURCES…: true if OUT exists and is newer than every source.
+up_to_date() {
+  local out=$1
+  shift
+  [[ -f $out ]] || return 1
+  local newer
+  newer=$(find "$@" -newer "$out" -type f -not -path '*/__pycache__/*' 2>/dev/null | head -n 1)
+  [[ -z $newer ]]
+}
+
+js() { # OUT SOURCE WIT-DIR WORLD
+  up_to_date "$1" "$2" guest-sdk/js wit examples/wit package-lock.json && return
+  echo "== componentize-js $2 → $1"
+  ./node_modules/.bin/componentize-js --wit "$3" --world-name "$4" --disable http fetch-event -o "$1" "$2"
+}
+
+py() { # OUT APP-DIR WIT-DIR WORLD
+  up_to_date "$1" "$2" guest-sdk/python wit examples/wit && return
+  echo "== componentize-py $2 → $1"
+  # VIRTUAL_ENV keeps componentize-py to this venv's site-packages.
+  VIRTUAL_ENV="$ROOT/$VENV" "$VENV/bin/componentize-py" -q -d "$3" -w "$4" componentize \
+    -p "$2" -p guest-sdk/python -o "$1" app
+}
+
+js "$OUT/js_counter.wasm" examples/js/counter/counter.js examples/wit counter-class
+js "$OUT/js_chat.wasm" examples/js/chat/chat.js wit object
+js "$OUT/js_sdk_probe.wasm" tests/fixtures/sdk-probe-js/probe.js wit object
+py "$OUT/py_counter.wasm" examples/python/counter examples/wit counter-class
+py "$OUT/py_chat.wasm" examples/python/chat wit object
+py "$OUT/py_sdk_probe.wasm" tests/fixtures/sdk-probe-py wit object

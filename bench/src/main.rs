@@ -8,6 +8,7 @@
 //! `bench [http|ws|alarms|instantiate]…` runs a subset.
 
 mod alarms;
+mod languages;
 mod load;
 mod ws;
 
@@ -63,8 +64,11 @@ async fn main() -> anyhow::Result<()> {
     if wants("alarms") {
         alarms::run().await?;
     }
+    if wants("languages") {
+        languages::run(duration).await?;
+    }
     if wants("instantiate") {
-        let (median, p99) = instantiate_times(2_000).await?;
+        let (median, p99) = instantiate_times(&dohost_tests::guest("counter"), 2_000).await?;
         println!();
         println!(
             "instantiate + init (pooling allocator, Counter, in-process): median {:.1} µs, p99 {:.1} µs",
@@ -124,9 +128,9 @@ async fn http(duration: Duration) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Instantiates the Counter class repeatedly in-process, running its
-/// constructor each time, and returns (median, p99) in seconds.
-async fn instantiate_times(n: usize) -> anyhow::Result<(f64, f64)> {
+/// Instantiates a Counter class (any language) repeatedly in-process, running
+/// its constructor each time, and returns (median, p99) in seconds.
+pub async fn instantiate_times(component: &std::path::Path, n: usize) -> anyhow::Result<(f64, f64)> {
     use dohost::config::{ClassConfig, Limits};
     use dohost::engine::Engine;
     use dohost::id::ObjectId;
@@ -138,7 +142,7 @@ async fn instantiate_times(n: usize) -> anyhow::Result<(f64, f64)> {
     let engine = Engine::new(&limits, &dir.path().join("cache"))?;
     let class = engine.load_class(&ClassConfig {
         name: "Counter".into(),
-        component: dohost_tests::guest("counter"),
+        component: component.to_path_buf(),
     })?;
     let id = ObjectId::from_name("Counter", "bench");
     let mut db = ObjectDb::open(&dir.path().join("bench.sqlite"))?;

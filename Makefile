@@ -18,6 +18,7 @@ setup:
 
 build-host:
 	$(CARGO) build --release --locked
+	$(CARGO) build --release --locked -p dohost-failpoints
 
 build-guests: setup
 	$(CARGO) build --locked --profile guest --target $(WASM_TARGET) $(GUESTS)

@@ -69,6 +69,17 @@ pub enum Command {
     },
 }
 
+/// The binary's entry point: runs the command line, prints an error, sets the exit code.
+pub fn run() -> std::process::ExitCode {
+    match main() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
 /// Runs the command line; returns when the command is done.
 pub fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();

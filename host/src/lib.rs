@@ -10,6 +10,7 @@ pub mod cli;
 pub mod client;
 pub mod config;
 pub mod engine;
+pub mod failpoints;
 pub mod guest_log;
 pub mod id;
 pub mod imports;

@@ -107,6 +107,9 @@ pub fn manifest(classes: &[(&str, PathBuf)], extra: &str) -> String {
 /// A running `dohost serve`.
 pub struct TestHost {
     child: Option<Child>,
+    /// The binary and extra environment of the next launch.
+    bin: PathBuf,
+    env: Vec<(String, String)>,
     /// Lines the host writes to stderr (its log), for `wait_for_log`.
     log: tokio::sync::broadcast::Sender<String>,
     pub url: String,
@@ -140,6 +143,8 @@ impl TestHost {
             .expect("write manifest");
         let mut host = TestHost {
             child: None,
+            bin: dohost_bin(),
+            env: Vec::new(),
             log: tokio::sync::broadcast::channel(1024).0,
             url: String::new(),
             dir,
@@ -157,7 +162,7 @@ impl TestHost {
     }
 
     async fn launch(&mut self) {
-        let mut child = Command::new(dohost_bin())
+        let mut child = Command::new(&self.bin)
             .arg("serve")
             .arg("--config")
             .arg(self.dir.path().join("dohost.toml"))
@@ -169,6 +174,7 @@ impl TestHost {
                 "DOHOST_LOG",
                 std::env::var("DOHOST_LOG").unwrap_or_else(|_| "warn,guest=info".into()),
             )
+            .envs(self.env.iter().cloned())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true)
@@ -259,6 +265,34 @@ impl TestHost {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill().await;
         }
+    }
+
+    /// Kills the host and starts the failpoint build (`dohost-failpoints`) on the
+    /// same data dir with `DOHOST_FAILPOINTS=spec`.
+    pub async fn restart_with_failpoints(&mut self, spec: &str) {
+        self.kill().await;
+        let bin = root().join("target/release/dohost-failpoints");
+        assert!(bin.is_file(), "{} is missing: run `make build` first", bin.display());
+        self.bin = bin;
+        self.env = vec![("DOHOST_FAILPOINTS".into(), spec.into())];
+        self.launch().await;
+    }
+
+    /// Waits for the process to end by itself (a crash); returns its exit status.
+    pub async fn wait_for_exit(&mut self, bound: Duration) -> std::process::ExitStatus {
+        let mut child = self.child.take().expect("the host runs");
+        tokio::time::timeout(bound, child.wait())
+            .await
+            .expect("the host did not stop")
+            .expect("wait")
+    }
+
+    /// Starts the normal binary again (no failpoints) on the same data dir.
+    pub async fn restart_clean(&mut self) {
+        self.kill().await;
+        self.bin = dohost_bin();
+        self.env.clear();
+        self.launch().await;
     }
 
     /// Kills and starts the host again on the same data dir.

@@ -88,6 +88,9 @@ impl ObjectActor {
         if !self.alarm_dirty {
             return Ok(false);
         }
+                if crate::failpoints::hit("persist-alarm").is_some() {
+            return Err(StorageError::Failed("failpoint persist-alarm".into()));
+        }
         match alarms::read(self.db())? {
             Some((at, _)) => {
                 let (alarms, key) = (self.runtime.alarms.clone(), self.key.clone());

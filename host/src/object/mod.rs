@@ -146,7 +146,8 @@ impl ObjectActor {
         if self.permit.is_none() {
             return;
         }
-        self.instance = None;
+                self.instance = None;
+        let _ = crate::failpoints::hit("mid-eviction");
         self.db = None;
         self.permit = None;
         self.runtime.metrics.hibernation(reason);
@@ -284,6 +285,9 @@ impl ObjectActor {
                         false
                     }
                 };
+                                if crate::failpoints::hit("before-commit").is_some() {
+                    let _ = self.storage_failed("failpoint before-commit");
+                }
                 let committed = match self.broken.clone() {
                     Some(message) => Err(crate::storage::StorageError::Failed(message)),
                     None => {
@@ -291,6 +295,12 @@ impl ObjectActor {
                         tokio::task::block_in_place(|| db.commit())
                     }
                 };
+                let committed = committed.and_then(|()| match crate::failpoints::hit("after-commit") {
+                    // Committed, but the client is told it failed: allowed (an error is
+                    // never a lie about durability; it is "unknown").
+                    Some(_) => Err(crate::storage::StorageError::Failed("failpoint after-commit".into())),
+                    None => Ok(()),
+                });
                 match committed {
                     Ok(()) => {
                         self.runtime.metrics.commits.inc();
@@ -298,7 +308,10 @@ impl ObjectActor {
                             .metrics
                             .events_committed
                             .inc_by(replies.len() as u64);
-                        // Messages, closes and accepts leave only after the commit.
+                                                // Messages, closes and accepts leave only after the commit.
+                        if !socket_ops.is_empty() && crate::failpoints::hit("after-accept").is_some() {
+                            socket_ops.clear();
+                        }
                         self.runtime.sockets.apply(&self.key, socket_ops);
                         if remove_alarm {
                             if let Err(e) = self.runtime.alarms.remove(&self.key) {

@@ -13,16 +13,26 @@ pub async fn run(duration: Duration) -> anyhow::Result<()> {
         "| {:<10} | {:>9} | {:>11} | {:>16} | {:>15} | {:>9} | {:>8} |",
         "class", "size MB", "compile s", "instantiate µs", "MiB / instance", "req/s", "p99 ms"
     );
-    println!("|{:-<12}|{:->11}|{:->13}|{:->18}|{:->17}|{:->11}|{:->10}|", "", "", "", "", "", "", "");
+    println!(
+        "|{:-<12}|{:->11}|{:->13}|{:->18}|{:->17}|{:->11}|{:->10}|",
+        "", "", "", "", "", "", ""
+    );
     let classes = polyglot_classes();
     for class in ["Counter", "JsCounter", "PyCounter"] {
-        let component = classes.iter().find(|(n, _)| *n == class).map(|(_, p)| p.clone()).expect("class");
+        let component = classes
+            .iter()
+            .find(|(n, _)| *n == class)
+            .map(|(_, p)| p.clone())
+            .expect("class");
         let size = std::fs::metadata(&component)?.len();
         // First compile, without any cache.
         let dir = tempfile::tempdir()?;
         let engine = dohost::engine::Engine::new(&Default::default(), dir.path())?;
         let started = Instant::now();
-        engine.load_class(&dohost::config::ClassConfig { name: class.into(), component: component.clone() })?;
+        engine.load_class(&dohost::config::ClassConfig {
+            name: class.into(),
+            component: component.clone(),
+        })?;
         let compile = started.elapsed();
         let (median, _) = instantiate_times(&component, 200).await?;
         // Memory: 100 active instances of the class.
@@ -35,7 +45,10 @@ pub async fn run(duration: Duration) -> anyhow::Result<()> {
         let (after, _) = host.rss();
         let addr = host.url.trim_start_matches("http://").to_string();
         let path = format!("/obj/{class}/hot/increment");
-        let s = run_load(&addr, 32, duration, move |_, _| ("POST", path.clone(), None)).await;
+        let s = run_load(&addr, 32, duration, move |_, _| {
+            ("POST", path.clone(), None)
+        })
+        .await;
         println!(
             "| {class:<10} | {:>9.2} | {:>11.2} | {:>16.1} | {:>15.2} | {:>9.0} | {:>8.2} |",
             size as f64 / 1e6,

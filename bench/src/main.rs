@@ -130,7 +130,10 @@ async fn http(duration: Duration) -> anyhow::Result<()> {
 
 /// Instantiates a Counter class (any language) repeatedly in-process, running
 /// its constructor each time, and returns (median, p99) in seconds.
-pub async fn instantiate_times(component: &std::path::Path, n: usize) -> anyhow::Result<(f64, f64)> {
+pub async fn instantiate_times(
+    component: &std::path::Path,
+    n: usize,
+) -> anyhow::Result<(f64, f64)> {
     use dohost::config::{ClassConfig, Limits};
     use dohost::engine::Engine;
     use dohost::id::ObjectId;

@@ -18,7 +18,7 @@ impl Rng {
         Rng(seed.max(1))
     }
 
-    pub fn next(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         self.0 ^= self.0 >> 12;
         self.0 ^= self.0 << 25;
         self.0 ^= self.0 >> 27;
@@ -26,7 +26,7 @@ impl Rng {
     }
 
     pub fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
+        self.next_u64() % n.max(1)
     }
 }
 
@@ -41,7 +41,7 @@ pub enum Outcome {
 }
 
 /// Every operation and its outcome, across rounds.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Ledger {
     /// Inserted value → outcome, per TenantDb object.
     pub inserts: BTreeMap<String, BTreeMap<String, Outcome>>,
@@ -78,7 +78,7 @@ pub async fn run(host: &mut TestHost, seed: u64, rounds: u64) -> Totals {
         let mut tasks = Vec::new();
         for c in 0..CLIENTS {
             let (client, url, ledger) = (client.clone(), host.url.clone(), ledger.clone());
-            let mut crng = Rng::new(rng.next());
+            let mut crng = Rng::new(rng.next_u64());
             tasks.push(tokio::spawn(async move {
                 for n in 0.. {
                     if crng.below(2) == 0 {
@@ -133,7 +133,8 @@ pub async fn run(host: &mut TestHost, seed: u64, rounds: u64) -> Totals {
             let _ = t.await;
         }
         host.restart().await;
-        let lost = check(host, &ledger.lock().unwrap(), seed, round).await;
+        let snapshot = ledger.lock().unwrap().clone();
+        let lost = check(host, &snapshot, seed, round).await;
         totals.rounds += 1;
         totals.lost += lost;
     }

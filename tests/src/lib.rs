@@ -138,13 +138,38 @@ impl TestHost {
     }
 
     pub async fn start_with(classes: &[(&str, PathBuf)], extra: &str) -> TestHost {
+        Self::start_env(classes, extra, dohost_bin(), Vec::new()).await
+    }
+
+    /// Starts the failpoint build (`dohost-failpoints`) with extra environment
+    /// (e.g. `DOHOST_POWERLOSS`) from the very first start.
+    pub async fn start_failpoints(extra: &str, env: &[(&str, &str)]) -> TestHost {
+        let bin = root().join("target/release/dohost-failpoints");
+        assert!(
+            bin.is_file(),
+            "{} is missing: run `make build` first",
+            bin.display()
+        );
+        let env = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Self::start_env(&standard_classes(), extra, bin, env).await
+    }
+
+    async fn start_env(
+        classes: &[(&str, PathBuf)],
+        extra: &str,
+        bin: PathBuf,
+        env: Vec<(String, String)>,
+    ) -> TestHost {
         let dir = tempfile::tempdir().expect("temp dir");
         std::fs::write(dir.path().join("dohost.toml"), manifest(classes, extra))
             .expect("write manifest");
         let mut host = TestHost {
             child: None,
-            bin: dohost_bin(),
-            env: Vec::new(),
+            bin,
+            env,
             log: tokio::sync::broadcast::channel(1024).0,
             url: String::new(),
             dir,
@@ -272,7 +297,11 @@ impl TestHost {
     pub async fn restart_with_failpoints(&mut self, spec: &str) {
         self.kill().await;
         let bin = root().join("target/release/dohost-failpoints");
-        assert!(bin.is_file(), "{} is missing: run `make build` first", bin.display());
+        assert!(
+            bin.is_file(),
+            "{} is missing: run `make build` first",
+            bin.display()
+        );
         self.bin = bin;
         self.env = vec![("DOHOST_FAILPOINTS".into(), spec.into())];
         self.launch().await;

@@ -88,7 +88,7 @@ impl ObjectActor {
         if !self.alarm_dirty {
             return Ok(false);
         }
-                if crate::failpoints::hit("persist-alarm").is_some() {
+        if crate::failpoints::hit("persist-alarm").is_some() {
             return Err(StorageError::Failed("failpoint persist-alarm".into()));
         }
         match alarms::read(self.db())? {

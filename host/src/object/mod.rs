@@ -146,7 +146,7 @@ impl ObjectActor {
         if self.permit.is_none() {
             return;
         }
-                self.instance = None;
+        self.instance = None;
         let _ = crate::failpoints::hit("mid-eviction");
         self.db = None;
         self.permit = None;
@@ -285,7 +285,7 @@ impl ObjectActor {
                         false
                     }
                 };
-                                if crate::failpoints::hit("before-commit").is_some() {
+                if crate::failpoints::hit("before-commit").is_some() {
                     let _ = self.storage_failed("failpoint before-commit");
                 }
                 let committed = match self.broken.clone() {
@@ -295,12 +295,15 @@ impl ObjectActor {
                         tokio::task::block_in_place(|| db.commit())
                     }
                 };
-                let committed = committed.and_then(|()| match crate::failpoints::hit("after-commit") {
-                    // Committed, but the client is told it failed: allowed (an error is
-                    // never a lie about durability; it is "unknown").
-                    Some(_) => Err(crate::storage::StorageError::Failed("failpoint after-commit".into())),
-                    None => Ok(()),
-                });
+                let committed =
+                    committed.and_then(|()| match crate::failpoints::hit("after-commit") {
+                        // Committed, but the client is told it failed: allowed (an error is
+                        // never a lie about durability; it is "unknown").
+                        Some(_) => Err(crate::storage::StorageError::Failed(
+                            "failpoint after-commit".into(),
+                        )),
+                        None => Ok(()),
+                    });
                 match committed {
                     Ok(()) => {
                         self.runtime.metrics.commits.inc();
@@ -308,8 +311,10 @@ impl ObjectActor {
                             .metrics
                             .events_committed
                             .inc_by(replies.len() as u64);
-                                                // Messages, closes and accepts leave only after the commit.
-                        if !socket_ops.is_empty() && crate::failpoints::hit("after-accept").is_some() {
+                        // Messages, closes and accepts leave only after the commit.
+                        if !socket_ops.is_empty()
+                            && crate::failpoints::hit("after-accept").is_some()
+                        {
                             socket_ops.clear();
                         }
                         self.runtime.sockets.apply(&self.key, socket_ops);

@@ -46,3 +46,13 @@ pub fn hit(name: &str) -> Option<Action> {
 pub fn hit(_name: &str) -> Option<Action> {
     None
 }
+
+#[cfg(feature = "failpoints")]
+pub mod vfs;
+
+/// Installs the power-loss / I/O-error SQLite VFS if the environment asks for
+/// it (`DOHOST_POWERLOSS`, `DOHOST_IOERROR`); failpoint builds only.
+pub fn install_from_env() {
+    #[cfg(feature = "failpoints")]
+    vfs::install_from_env();
+}

@@ -9,7 +9,7 @@ GUESTS := -p counter -p tenant-db -p chat -p batcher -p leaderboard-player -p le
           -p hostile -p types-fixture
 WASM_TARGET := wasm32-wasip2
 
-.PHONY: all setup build build-host build-guests build-polyglot serve test lint bench torture clean
+.PHONY: all setup build build-host build-guests build-polyglot serve test lint bench torture fuzz clean
 
 all: build
 
@@ -52,6 +52,13 @@ bench: build
 ## kill -9 rounds against an acknowledged-write ledger (prints rounds, acknowledged, lost).
 torture: build
 	TORTURE_ROUNDS=$${TORTURE_ROUNDS:-120} $(CARGO) test --release --locked -p dohost-tests --test crash -- --nocapture
+
+## Fuzz routing, manifest parsing and the value codec (nightly + cargo-fuzz, installed if missing).
+FUZZ_SECS ?= 60
+fuzz:
+	@command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz --locked
+	cd fuzz && for t in route manifest value_codec; do \
+	  $(CARGO) +nightly fuzz run $$t -- -max_total_time=$(FUZZ_SECS) || exit 1; done
 
 clean:
 	$(CARGO) clean

@@ -69,6 +69,7 @@ struct RawLimits {
     call_timeout: Option<String>,
     max_sockets_per_object: Option<usize>,
     max_ws_message_bytes: Option<usize>,
+    request_read_timeout: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -113,6 +114,9 @@ pub struct Limits {
     pub call_timeout: Duration,
     pub max_sockets_per_object: usize,
     pub max_ws_message_bytes: usize,
+    /// How long a client may take to send a request's headers, and its body
+    /// (None: the server's default of 30 s).
+    pub request_read_timeout: Option<Duration>,
 }
 
 impl Default for Limits {
@@ -127,6 +131,7 @@ impl Default for Limits {
             call_timeout: limits::DEFAULT_CALL_TIMEOUT,
             max_sockets_per_object: limits::DEFAULT_MAX_SOCKETS_PER_OBJECT,
             max_ws_message_bytes: limits::DEFAULT_MAX_WS_MESSAGE,
+            request_read_timeout: None,
         }
     }
 }
@@ -281,6 +286,14 @@ impl Config {
                 raw.limits.max_ws_message_bytes,
                 d.max_ws_message_bytes,
             )?,
+            request_read_timeout: match &raw.limits.request_read_timeout {
+                None => None,
+                some => Some(duration(
+                    "limits.request_read_timeout",
+                    some,
+                    Duration::ZERO,
+                )?),
+            },
         };
 
         let default_policy = crate::alarms::AlarmPolicy::default();

@@ -123,3 +123,43 @@ async fn a_full_mailbox_is_503_with_retry_after() {
     assert!(reply.body.contains("overloaded"), "{}", reply.body);
     assert_eq!(spinning.await.unwrap().status, 500);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn slow_clients_are_cut_off_and_too_many_headers_refused() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let host = TestHost::start("[limits]\nrequest_read_timeout = \"500ms\"").await;
+    let addr = host.url.trim_start_matches("http://").to_string();
+    // Slowloris: half a request line, then nothing.
+    let mut slow = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    slow.write_all(b"GET /_dohost/health HT").await.unwrap();
+    let mut buf = Vec::new();
+    let read = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        slow.read_to_end(&mut buf),
+    )
+    .await;
+    assert!(read.is_ok(), "the server closed the slow connection");
+    // A body that never arrives.
+    let mut stalled = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    stalled
+        .write_all(
+            b"POST /obj/Counter/x/increment HTTP/1.1\r\nhost: x\r\ncontent-length: 10\r\n\r\nabc",
+        )
+        .await
+        .unwrap();
+    let mut buf = vec![0u8; 1024];
+    let n = tokio::time::timeout(std::time::Duration::from_secs(10), stalled.read(&mut buf))
+        .await
+        .unwrap()
+        .unwrap();
+    let reply = String::from_utf8_lossy(&buf[..n]);
+    assert!(reply.starts_with("HTTP/1.1 408"), "{reply}");
+    // Too many headers.
+    let mut req = host.client.get(format!("{}/_dohost/health", host.url));
+    for i in 0..120 {
+        req = req.header(format!("x-h{i}"), "v");
+    }
+    assert_eq!(req.send().await.unwrap().status(), 431);
+    // The server is fine.
+    assert_eq!(host.get("/_dohost/health").await.status, 200);
+}

@@ -325,3 +325,30 @@ proptest! {
         prop_assert_eq!(all, committed.into_iter().collect::<Vec<_>>());
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2048))]
+
+    #[test]
+    fn routing_any_path_never_panics_and_names_only_valid_objects(path in "(/(obj|rpc|_dohost|x|id|[A-Za-z]{1,3}|%[0-9a-fA-F]{0,2}|[0-9a-f]{64}|.{0,4})){0,5}/?") {
+        match dohost::server::routes::parse(&path) {
+            Ok(dohost::server::routes::Route::Object { path: p, target, .. }) => {
+                prop_assert!(p.starts_with('/'));
+                if let dohost::server::routes::Target::Name(n) = target {
+                    prop_assert!(!n.is_empty());
+                }
+            }
+            Ok(_) => {}
+            Err(e) => prop_assert!(e.status == 400 || e.status == 404),
+        }
+    }
+
+    #[test]
+    fn manifest_parsing_never_panics(text in ".{0,200}", key in "[a-z_.]{1,20}", value in ".{0,20}") {
+        let base = std::path::Path::new("/nonexistent");
+        let overrides = dohost::config::Overrides::default();
+        let _ = dohost::config::Config::parse(&text, std::path::Path::new("m.toml"), base, &overrides);
+        let toml = format!("{key} = {value:?}\n[limits]\n{key} = {value:?}\n");
+        let _ = dohost::config::Config::parse(&toml, std::path::Path::new("m.toml"), base, &overrides);
+    }
+}

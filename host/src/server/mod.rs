@@ -12,19 +12,25 @@
 // A route step that fails has an HTTP response ready: that is its natural error.
 #![allow(clippy::result_large_err)]
 
-use crate::bindings::dohost::object::types::{Request, Response};
-use crate::id::ObjectId;
-use crate::limits::RETRY_AFTER_SECS;
-use crate::object::{EventError, EventOutput};
+mod responses;
+pub mod routes;
+
+pub use responses::{error_response, event_error_response};
+
+use crate::bindings::dohost::object::types::Request;
+use crate::engine::ClassRuntime;
+use crate::object::EventOutput;
 use crate::registry::ObjectKey;
 use crate::rpc;
 use crate::runtime::{CallError, Runtime};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
-use hyper::header::{HeaderName, HeaderValue};
+use hyper::header::HeaderValue;
 use hyper::{Method, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
+use responses::{guest_response, json_response, text_response};
+use routes::{Route, Target};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -32,8 +38,11 @@ use tokio::net::TcpListener;
 
 type HttpResponse = hyper::Response<Full<Bytes>>;
 
-/// A client that sends no complete header within this time is disconnected.
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// A client that sends no complete header within this time is disconnected,
+/// and a body must arrive within it too (slowloris).
+const REQUEST_READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// Headers per request (more → 431).
+const MAX_HEADERS: usize = 100;
 
 /// Serves HTTP on `listener` until `shutdown` completes, then lets in-flight
 /// requests finish.
@@ -48,7 +57,14 @@ pub async fn serve(
     let (done, mut done_rx) = tokio::sync::mpsc::channel::<()>(1);
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .header_read_timeout(
+            runtime
+                .config
+                .limits
+                .request_read_timeout
+                .unwrap_or(REQUEST_READ_TIMEOUT),
+        )
+        .max_headers(MAX_HEADERS)
         .keep_alive(true);
     tokio::pin!(shutdown);
     loop {
@@ -96,55 +112,22 @@ pub async fn serve(
     let _ = done_rx.recv().await;
 }
 
-/// A JSON error body `{"error": message}` with `status`.
-pub fn error_response(status: StatusCode, message: impl Into<String>) -> HttpResponse {
-    let body = serde_json::json!({ "error": message.into() }).to_string();
-    let mut res = hyper::Response::new(Full::new(Bytes::from(body)));
-    *res.status_mut() = status;
-    res.headers_mut().insert(
-        hyper::header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    res
-}
-
-fn text_response(status: StatusCode, content_type: &'static str, body: String) -> HttpResponse {
-    let mut res = hyper::Response::new(Full::new(Bytes::from(body)));
-    *res.status_mut() = status;
-    res.headers_mut().insert(
-        hyper::header::CONTENT_TYPE,
-        HeaderValue::from_static(content_type),
-    );
-    res
-}
-
-/// The HTTP form of an event error.
-pub fn event_error_response(err: &EventError) -> HttpResponse {
-    let status = match err {
-        EventError::Overloaded { .. } | EventError::NoCapacity { .. } => {
-            StatusCode::SERVICE_UNAVAILABLE
-        }
-        EventError::Guest { .. }
-        | EventError::Storage { .. }
-        | EventError::Instantiate { .. }
-        | EventError::Dropped { .. } => StatusCode::INTERNAL_SERVER_ERROR,
-    };
-    let mut res = error_response(status, err.to_string());
-    if status == StatusCode::SERVICE_UNAVAILABLE {
-        res.headers_mut().insert(
-            hyper::header::RETRY_AFTER,
-            HeaderValue::from(RETRY_AFTER_SECS),
-        );
-    }
-    res
-}
-
 async fn route(runtime: &Arc<Runtime>, req: hyper::Request<Incoming>) -> HttpResponse {
-    let path = req.uri().path().to_string();
-    let segments: Vec<&str> = path.trim_start_matches('/').splitn(4, '/').collect();
-    match segments.as_slice() {
-        ["_dohost", "health"] => text_response(StatusCode::OK, "text/plain; charset=utf-8", "ok\n".into()),
-                ["_dohost", "alarms"] => {
+    let route = match routes::parse(req.uri().path()) {
+        Ok(route) => route,
+        Err(e) => {
+            let status = StatusCode::from_u16(e.status).unwrap_or(StatusCode::NOT_FOUND);
+            return error_response(status, e.message);
+        }
+    };
+    match route {
+        Route::Health => text_response(StatusCode::OK, "text/plain; charset=utf-8", "ok\n".into()),
+        Route::Metrics => text_response(
+            StatusCode::OK,
+            "text/plain; version=0.0.4; charset=utf-8",
+            runtime.render_metrics(),
+        ),
+        Route::Alarms => {
             let list: Vec<serde_json::Value> = runtime
                 .alarms
                 .list()
@@ -153,42 +136,42 @@ async fn route(runtime: &Arc<Runtime>, req: hyper::Request<Incoming>) -> HttpRes
                 .collect();
             json_response(StatusCode::OK, &serde_json::Value::Array(list))
         }
-        ["_dohost", "metrics"] => text_response(
-            StatusCode::OK,
-            "text/plain; version=0.0.4; charset=utf-8",
-                        runtime.render_metrics(),
-        ),
-        ["obj", rest @ ..] => object_route(runtime, req, rest).await,
-        ["rpc", ..] => rpc_route(runtime, req).await,
-        _ => error_response(
-            StatusCode::NOT_FOUND,
-            format!(
-                "no route for {path}; use /obj/<class>/<name>/<path>, /obj/<class>/id/<hex>/<path>, /rpc/<class>[/<name>/<method>], /_dohost/health or /_dohost/metrics"
-            ),
-        ),
+        Route::Object {
+            class,
+            target,
+            path,
+        } => match known_class(runtime, &class) {
+            Ok(class) => object_route(runtime, req, class, target, path).await,
+            Err(res) => res,
+        },
+        Route::RpcDescribe { class } => match known_class(runtime, &class) {
+            Ok(c) => json_response(StatusCode::OK, &c.rpc.describe(&class)),
+            Err(res) => res,
+        },
+        Route::RpcCall {
+            class,
+            target,
+            method,
+        } => match known_class(runtime, &class) {
+            Ok(_) => rpc_route(runtime, req, &class, target, &method).await,
+            Err(res) => res,
+        },
     }
 }
 
-/// Decodes `%XX` escapes of a path segment.
-fn percent_decode(segment: &str) -> Result<String, String> {
-    let bytes = segment.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = bytes
-                .get(i + 1..i + 3)
-                .and_then(|h| std::str::from_utf8(h).ok())
-                .and_then(|h| u8::from_str_radix(h, 16).ok())
-                .ok_or_else(|| format!("invalid percent-escape in {segment:?}"))?;
-            out.push(hex);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).map_err(|_| format!("{segment:?} is not UTF-8 once decoded"))
+fn known_class<'r>(
+    runtime: &'r Runtime,
+    class: &str,
+) -> Result<&'r Arc<ClassRuntime>, HttpResponse> {
+    runtime.class(class).ok_or_else(|| {
+        error_response(
+            StatusCode::NOT_FOUND,
+            format!(
+                "unknown class {class:?}; known classes: {}",
+                runtime.class_names().join(", ")
+            ),
+        )
+    })
 }
 
 /// The `Sec-WebSocket-Key` of a valid WebSocket upgrade request, `None` for an
@@ -229,60 +212,18 @@ fn websocket_key(req: &hyper::Request<Incoming>) -> Result<Option<String>, HttpR
 async fn object_route(
     runtime: &Arc<Runtime>,
     mut req: hyper::Request<Incoming>,
-    rest: &[&str],
+    class: &Arc<ClassRuntime>,
+    target: Target,
+    object_path: String,
 ) -> HttpResponse {
-    // rest = [class, name, path…] or [class, "id", hex/path…] (split at most 3 times).
-    let (class_name, target, tail) =
-        match rest {
-            [class, target, tail] => (*class, *target, Some(*tail)),
-            [class, target] => (*class, *target, None),
-            _ => return error_response(
-                StatusCode::NOT_FOUND,
-                "missing object: use /obj/<class>/<name>/<path> or /obj/<class>/id/<hex>/<path>",
-            ),
-        };
-    let Some(class) = runtime.class(class_name) else {
-        return error_response(
-            StatusCode::NOT_FOUND,
-            format!(
-                "unknown class {class_name:?}; known classes: {}",
-                runtime.class_names().join(", ")
-            ),
-        );
-    };
-    let (id, name, object_path) = if target == "id" {
-        let tail = tail.unwrap_or("");
-        let (hex, path) = tail.split_once('/').unwrap_or((tail, ""));
-        match ObjectId::parse(hex) {
-            Ok(id) => (id, None, path.to_string()),
-            Err(e) => return error_response(StatusCode::BAD_REQUEST, e.to_string()),
-        }
-    } else {
-        let name = match percent_decode(target) {
-            Ok(name) if !name.is_empty() => name,
-            Ok(_) => {
-                return error_response(
-                    StatusCode::BAD_REQUEST,
-                    "empty object name: use /obj/<class>/<name>/<path>",
-                )
-            }
-            Err(e) => {
-                return error_response(StatusCode::BAD_REQUEST, format!("bad object name: {e}"))
-            }
-        };
-        (
-            ObjectId::from_name(class_name, &name),
-            Some(name),
-            tail.unwrap_or("").to_string(),
-        )
-    };
+    let (id, name) = target.resolve(&class.name);
     let ws_key = match websocket_key(&req) {
         Ok(key) => key,
         Err(res) => return res,
     };
     let url = match req.uri().query() {
-        Some(q) => format!("/{object_path}?{q}"),
-        None => format!("/{object_path}"),
+        Some(q) => format!("{object_path}?{q}"),
+        None => object_path,
     };
     let method = req.method().clone();
     let headers = req
@@ -364,7 +305,20 @@ async fn read_body(
     req: hyper::Request<Incoming>,
 ) -> Result<Bytes, HttpResponse> {
     let limit = runtime.config.limits.max_body_bytes;
-    match Limited::new(req.into_body(), limit).collect().await {
+    let timeout = runtime
+        .config
+        .limits
+        .request_read_timeout
+        .unwrap_or(REQUEST_READ_TIMEOUT);
+    let collected =
+        tokio::time::timeout(timeout, Limited::new(req.into_body(), limit).collect()).await;
+    let Ok(collected) = collected else {
+        return Err(error_response(
+            StatusCode::REQUEST_TIMEOUT,
+            format!("the request body did not arrive within {timeout:?}"),
+        ));
+    };
+    match collected {
         Ok(body) => Ok(body.to_bytes()),
         Err(e)
             if e.downcast_ref::<http_body_util::LengthLimitError>()
@@ -382,58 +336,15 @@ async fn read_body(
     }
 }
 
-fn json_response(status: StatusCode, value: &serde_json::Value) -> HttpResponse {
-    text_response(status, "application/json", value.to_string())
-}
-
-/// Resolves `<name>` or `id/<hex>` of a URL into an id (and the name).
-fn resolve_object(
-    class: &str,
-    segments: &[&str],
-) -> Result<(ObjectId, Option<String>), HttpResponse> {
-    match segments {
-        ["id", hex] => ObjectId::parse(hex)
-            .map(|id| (id, None))
-            .map_err(|e| error_response(StatusCode::BAD_REQUEST, e.to_string())),
-        [name] => match percent_decode(name) {
-            Ok(name) if !name.is_empty() => Ok((ObjectId::from_name(class, &name), Some(name))),
-            Ok(_) => Err(error_response(StatusCode::BAD_REQUEST, "empty object name")),
-            Err(e) => Err(error_response(
-                StatusCode::BAD_REQUEST,
-                format!("bad object name: {e}"),
-            )),
-        },
-        _ => Err(error_response(
-            StatusCode::NOT_FOUND,
-            "use /rpc/<class>/<name>/<method> or /rpc/<class>/id/<hex>/<method>",
-        )),
-    }
-}
-
-/// `/rpc/<class>` (describe) and `/rpc/<class>/<name>|id/<hex>/<method>` (call).
-async fn rpc_route(runtime: &Arc<Runtime>, req: hyper::Request<Incoming>) -> HttpResponse {
-    let path = req.uri().path().trim_start_matches("/rpc/").to_string();
-    let segments: Vec<&str> = path.split('/').collect();
-    let class_name = segments[0];
-    let Some(class) = runtime.class(class_name) else {
-        return error_response(
-            StatusCode::NOT_FOUND,
-            format!(
-                "unknown class {class_name:?}; known classes: {}",
-                runtime.class_names().join(", ")
-            ),
-        );
-    };
-    if segments.len() == 1 || (segments.len() == 2 && segments[1].is_empty()) {
-        return json_response(StatusCode::OK, &class.rpc.describe(class_name));
-    }
-    let Some((method, object)) = segments[1..].split_last() else {
-        return error_response(StatusCode::NOT_FOUND, "missing method");
-    };
-    let (id, name) = match resolve_object(class_name, object) {
-        Ok(found) => found,
-        Err(res) => return res,
-    };
+/// `POST /rpc/<class>/<name>|id/<hex>/<method>`.
+async fn rpc_route(
+    runtime: &Arc<Runtime>,
+    req: hyper::Request<Incoming>,
+    class_name: &str,
+    target: Target,
+    method: &str,
+) -> HttpResponse {
+    let (id, name) = target.resolve(class_name);
     if req.method() != Method::POST {
         return error_response(
             StatusCode::METHOD_NOT_ALLOWED,
@@ -476,7 +387,9 @@ async fn rpc_route(runtime: &Arc<Runtime>, req: hyper::Request<Incoming>) -> Htt
             };
             json_response(status, &json)
         }
-        Err(CallError::UnknownClass { .. }) => unreachable!("the class was found above"),
+        Err(e @ CallError::UnknownClass { .. }) => {
+            error_response(StatusCode::NOT_FOUND, e.to_string())
+        }
         Err(e @ CallError::UnknownMethod { .. }) => {
             error_response(StatusCode::NOT_FOUND, e.to_string())
         }
@@ -485,38 +398,4 @@ async fn rpc_route(runtime: &Arc<Runtime>, req: hyper::Request<Incoming>) -> Htt
         }
         Err(CallError::Event(e)) => event_error_response(&e),
     }
-}
-
-/// Converts the guest's response, refusing what HTTP cannot carry.
-fn guest_response(res: Response, method: &Method) -> HttpResponse {
-    let Ok(status) = StatusCode::from_u16(res.status) else {
-        return error_response(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!("the object returned an invalid HTTP status {}", res.status),
-        );
-    };
-    let body = if method == Method::HEAD || status == StatusCode::SWITCHING_PROTOCOLS {
-        Vec::new()
-    } else {
-        res.body
-    };
-    let mut out = hyper::Response::new(Full::new(Bytes::from(body)));
-    *out.status_mut() = status;
-    for (name, value) in res.headers {
-        match (
-            HeaderName::try_from(name.as_str()),
-            HeaderValue::try_from(value.as_str()),
-        ) {
-            (Ok(n), Ok(v)) => {
-                out.headers_mut().append(n, v);
-            }
-            _ => {
-                return error_response(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    format!("the object returned an invalid header {name:?}"),
-                )
-            }
-        }
-    }
-    out
 }

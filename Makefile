@@ -9,7 +9,7 @@ GUESTS := -p counter -p tenant-db -p chat -p batcher -p leaderboard-player -p le
           -p hostile -p types-fixture
 WASM_TARGET := wasm32-wasip2
 
-.PHONY: all setup build build-host build-guests build-polyglot serve test lint bench torture fuzz clean
+.PHONY: all setup build build-host build-guests build-polyglot serve test lint bench torture soak fuzz clean
 
 all: build
 
@@ -48,6 +48,10 @@ lint:
 ## Print performance numbers (not a test).
 bench: build
 	$(CARGO) run --release --locked -p dohost-bench
+
+## 10 minutes of mixed load; prints throughput, errors, p99 and RSS over time.
+soak: build
+	SOAK_SECS=$${SOAK_SECS:-600} $(CARGO) run --release --locked -p dohost-bench -- soak
 
 ## kill -9 rounds against an acknowledged-write ledger (prints rounds, acknowledged, lost).
 torture: build

@@ -10,6 +10,7 @@
 mod alarms;
 mod languages;
 mod load;
+mod soak;
 mod ws;
 
 use dohost_tests::TestHost;
@@ -50,7 +51,7 @@ async fn main() -> anyhow::Result<()> {
         .unwrap_or(5);
     let duration = Duration::from_secs(secs);
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let wants = |what: &str| args.is_empty() || args.iter().any(|a| a == what);
+    let wants = |what: &str| (args.is_empty() && what != "soak") || args.iter().any(|a| a == what);
     println!(
         "dohost bench: {} cores, {secs} s per HTTP scenario",
         std::thread::available_parallelism()?
@@ -66,6 +67,9 @@ async fn main() -> anyhow::Result<()> {
     }
     if wants("languages") {
         languages::run(duration).await?;
+    }
+    if wants("soak") {
+        soak::run().await?;
     }
     if wants("instantiate") {
         let (median, p99) = instantiate_times(&dohost_tests::guest("counter"), 2_000).await?;

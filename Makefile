@@ -9,7 +9,7 @@ GUESTS := -p counter -p tenant-db -p chat -p batcher -p leaderboard-player -p le
           -p hostile -p types-fixture
 WASM_TARGET := wasm32-wasip2
 
-.PHONY: all setup build build-host build-guests build-polyglot serve test lint bench torture soak fuzz clean
+.PHONY: all setup build build-host build-guests build-polyglot serve test lint bench bench-compare torture soak fuzz clean
 
 all: build
 
@@ -48,6 +48,11 @@ lint:
 ## Print performance numbers (not a test).
 bench: build
 	$(CARGO) run --release --locked -p dohost-bench
+
+## dohost against workerd (installed from npm into bench/workerd/node_modules), same load, one table.
+bench-compare: build
+	cd bench/workerd && { [ -f node_modules/.dohost-installed ] && [ node_modules/.dohost-installed -nt package-lock.json ] || { npm ci --no-audit --no-fund --loglevel=error && touch node_modules/.dohost-installed; }; }
+	$(CARGO) run --release --locked -p dohost-bench -- compare
 
 ## 10 minutes of mixed load; prints throughput, errors, p99 and RSS over time.
 soak: build

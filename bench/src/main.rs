@@ -8,6 +8,7 @@
 //! `bench [http|ws|alarms|instantiate]…` runs a subset.
 
 mod alarms;
+mod compare;
 mod languages;
 mod load;
 mod soak;
@@ -51,7 +52,7 @@ async fn main() -> anyhow::Result<()> {
         .unwrap_or(5);
     let duration = Duration::from_secs(secs);
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let wants = |what: &str| (args.is_empty() && what != "soak") || args.iter().any(|a| a == what);
+    let wants = |what: &str| (args.is_empty() && what != "soak" && what != "compare") || args.iter().any(|a| a == what);
     println!(
         "dohost bench: {} cores, {secs} s per HTTP scenario",
         std::thread::available_parallelism()?
@@ -67,6 +68,9 @@ async fn main() -> anyhow::Result<()> {
     }
     if wants("languages") {
         languages::run(duration).await?;
+    }
+    if wants("compare") {
+        compare::run().await?;
     }
     if wants("soak") {
         soak::run().await?;

@@ -42,7 +42,11 @@ pub struct Metrics {
     pub socket_auto_responses: Counter,
     pub socket_wakeups: Counter,
     pub alarms: Family<AlarmLabels, Counter>,
+    event_counters: std::sync::RwLock<EventCounters>,
 }
+
+/// (kind, outcome) → class → counter.
+type EventCounters = std::collections::HashMap<(&'static str, &'static str), std::collections::HashMap<String, Counter>>;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct AlarmLabels {
@@ -68,6 +72,7 @@ impl Default for Metrics {
             socket_auto_responses: Counter::default(),
             socket_wakeups: Counter::default(),
             alarms: Family::default(),
+            event_counters: Default::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -148,14 +153,29 @@ impl Metrics {
         out
     }
 
-    pub fn event(&self, class: &str, kind: &str, outcome: &str) {
-        self.events
-            .get_or_create(&EventLabels {
-                class: class.to_string(),
-                kind: kind.to_string(),
-                outcome: outcome.to_string(),
-            })
-            .inc();
+    /// Counts an event. The counter handle is cached (this runs for every
+    /// event; building the label set allocates).
+    pub fn event(&self, class: &str, kind: &'static str, outcome: &'static str) {
+        let cached = self
+            .event_counters
+            .read()
+            .ok()
+            .and_then(|m| m.get(&(kind, outcome)).and_then(|by_class| by_class.get(class).cloned()));
+        let counter = cached.unwrap_or_else(|| {
+            let counter = self
+                .events
+                .get_or_create(&EventLabels {
+                    class: class.to_string(),
+                    kind: kind.to_string(),
+                    outcome: outcome.to_string(),
+                })
+                .clone();
+            if let Ok(mut m) = self.event_counters.write() {
+                m.entry((kind, outcome)).or_default().insert(class.to_string(), counter.clone());
+            }
+            counter
+        });
+        counter.inc();
     }
 
     pub fn alarm(&self, class: &str, outcome: &str) {

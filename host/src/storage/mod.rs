@@ -81,9 +81,11 @@ pub struct ObjectDb {
     conn: Connection,
     guard: Arc<SqlGuard>,
     path: PathBuf,
-    in_transaction: bool,
+        in_transaction: bool,
     in_event: bool,
     nested: u32,
+    /// The host's tables are created by the first transaction.
+    needs_schema: bool,
 }
 
 impl std::fmt::Debug for ObjectDb {
@@ -100,6 +102,12 @@ const HOST_SCHEMA: &str = "
 ";
 
 impl ObjectDb {
+    /// Runs one fixed host statement through the statement cache (the hot
+    /// path runs BEGIN, SAVEPOINT, RELEASE and COMMIT for every event).
+    fn run(&self, sql: &str) -> rusqlite::Result<()> {
+        self.conn.prepare_cached(sql)?.execute([]).map(|_| ())
+    }
+
     /// Opens (creating if needed) the database at `path` with WAL and
     /// `synchronous=FULL`, the guest limits and the SQL guard.
     pub fn open(path: &Path) -> Result<ObjectDb> {
@@ -124,16 +132,26 @@ impl ObjectDb {
         )?;
         conn.set_limit(Limit::SQLITE_LIMIT_SQL_LENGTH, MAX_SQL_TEXT_BYTES as i32)?;
         conn.set_limit(Limit::SQLITE_LIMIT_ATTACHED, 0)?;
-        conn.set_prepared_statement_cache_capacity(64);
-        conn.execute_batch(HOST_SCHEMA)?;
+                conn.set_prepared_statement_cache_capacity(64);
+        // Closing (hibernation, LRU eviction) must not cost a checkpoint and its
+        // fsyncs: the WAL stays and is checkpointed as it grows.
+        conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true)?;
+        // A new database gets the host's tables in its first transaction (one
+        // fsync less per new object); an existing one already has them.
+        let needs_schema: bool = conn.query_row(
+            "SELECT count(*) < 2 FROM sqlite_schema WHERE name IN ('_dohost_kv', '_dohost_meta')",
+            [],
+            |r| r.get(0),
+        )?;
         let guard = SqlGuard::install(&mut conn)?;
         Ok(ObjectDb {
             conn,
             guard,
             path: path.to_path_buf(),
-            in_transaction: false,
+                        in_transaction: false,
             in_event: false,
             nested: 0,
+            needs_schema,
         })
     }
 
@@ -142,19 +160,26 @@ impl ObjectDb {
     }
 
     /// Starts the transaction of a batch of events.
-    pub fn begin(&mut self) -> Result<()> {
-        self.conn.execute_batch("BEGIN")?;
+        pub fn begin(&mut self) -> Result<()> {
+        self.run("BEGIN")?;
         self.in_transaction = true;
+        if self.needs_schema {
+            if let Err(e) = self.conn.execute_batch(HOST_SCHEMA) {
+                self.rollback();
+                return Err(e.into());
+            }
+        }
         Ok(())
     }
 
     /// Makes the batch durable (fsync). On error the transaction is rolled back.
-    pub fn commit(&mut self) -> Result<()> {
+        pub fn commit(&mut self) -> Result<()> {
         self.in_transaction = false;
-        if let Err(e) = self.conn.execute_batch("COMMIT") {
+        if let Err(e) = self.run("COMMIT") {
             let _ = self.conn.execute_batch("ROLLBACK");
             return Err(StorageError::Failed(format!("commit failed: {e}")));
         }
+        self.needs_schema = false;
         Ok(())
     }
 
@@ -173,7 +198,7 @@ impl ObjectDb {
 
     /// Starts one event inside the batch.
     pub fn begin_event(&mut self) -> Result<()> {
-        self.conn.execute_batch("SAVEPOINT dohost_event")?;
+        self.run("SAVEPOINT dohost_event")?;
         self.in_event = true;
         self.nested = 0;
         Ok(())
@@ -183,7 +208,7 @@ impl ObjectDb {
     pub fn finish_event(&mut self) -> Result<()> {
         self.in_event = false;
         self.nested = 0;
-        self.conn.execute_batch("RELEASE dohost_event")?;
+        self.run("RELEASE dohost_event")?;
         Ok(())
     }
 

@@ -75,6 +75,34 @@ async fn main() -> anyhow::Result<()> {
     if wants("soak") {
         soak::run().await?;
     }
+    if wants("open") {
+        // How long opening an existing object database takes (the wake path).
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("C").join("x.sqlite");
+        {
+            let mut db = dohost::storage::ObjectDb::open(&path)?;
+            db.begin()?;
+            db.kv_put("k", b"v")?;
+            db.commit()?;
+        }
+        let mut times = Vec::new();
+        let idle = std::env::var("OPEN_IDLE_MS").ok().and_then(|s| s.parse().ok()).unwrap_or(0u64);
+        for _ in 0..200 {
+            if idle > 0 {
+                std::thread::sleep(Duration::from_millis(idle));
+            }
+            let t = Instant::now();
+            let mut db = dohost::storage::ObjectDb::open(&path)?;
+            let opened = t.elapsed();
+            db.begin()?;
+            db.kv_get("k")?;
+            db.commit()?;
+            drop(db);
+            times.push((opened, t.elapsed()));
+        }
+        times.sort();
+        println!("open existing object db: median {:?} (open + read txn + close {:?})", times[100].0, times[100].1);
+    }
     if wants("instantiate") {
         let (median, p99) = instantiate_times(&dohost_tests::guest("counter"), 2_000).await?;
         println!();

@@ -320,7 +320,8 @@ proptest! {
         // Whatever was not committed is gone after a reopen.
         db.rollback();
         drop(db);
-        let db = ObjectDb::open(&path).unwrap();
+                let mut db = ObjectDb::open(&path).unwrap();
+        db.begin().unwrap();
         let all = db.kv_list(&ListOptions::default()).unwrap();
         prop_assert_eq!(all, committed.into_iter().collect::<Vec<_>>());
     }

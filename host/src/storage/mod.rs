@@ -22,6 +22,9 @@ use rusqlite::{limits::Limit, Connection, OpenFlags};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+/// Page size of object databases (fixed, so the size cap needs no query).
+const PAGE_SIZE: u64 = 4096;
+
 /// A storage failure, phrased for the guest (and the client) to act on.
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
@@ -119,12 +122,18 @@ impl ObjectDb {
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
             | OpenFlags::SQLITE_OPEN_CREATE
             | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        let mut conn = Connection::open_with_flags(path, flags)?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.pragma_update(None, "synchronous", "FULL")?;
-        let page_size: i64 = conn.pragma_query_value(None, "page_size", |r| r.get(0))?;
-        let max_pages = MAX_DATABASE_BYTES as i64 / page_size.max(512);
-        conn.pragma_update(None, "max_page_count", max_pages)?;
+                let mut conn = Connection::open_with_flags(path, flags)?;
+        // One connection per database, ever: EXCLUSIVE locking keeps the WAL index
+        // in memory (no -shm file to create, map and lock on every wake). It must
+        // be set before WAL mode is entered. The page size applies to new files.
+        conn.execute_batch(&format!(
+            "PRAGMA page_size = {PAGE_SIZE};
+             PRAGMA locking_mode = EXCLUSIVE;
+             PRAGMA journal_mode = WAL;
+             PRAGMA synchronous = FULL;
+             PRAGMA max_page_count = {};",
+            MAX_DATABASE_BYTES / PAGE_SIZE
+        ))?;
         // A KV row holds a key and a value; the SQL limit covers both.
         conn.set_limit(
             Limit::SQLITE_LIMIT_LENGTH,

@@ -65,9 +65,19 @@ impl ObjectDb {
     }
 }
 
+/// Prefix of every guest statement in the prepared-statement cache. The cache
+/// is keyed by SQL text and shared with the host's statements, which were
+/// authorized without the guard: a guest must never get one of those back by
+/// sending the same text. Host statements never start with this comment, and a
+/// guest's always do (the comment changes nothing else).
+const GUEST_CACHE_PREFIX: &str = "--guest\n";
+
 /// One statement, through the prepared-statement cache.
 fn exec_one(conn: &Connection, query: &str, params: &[Value]) -> Result<Cursor> {
-    let mut stmt = match conn.prepare_cached(query) {
+    let mut keyed = String::with_capacity(GUEST_CACHE_PREFIX.len() + query.len());
+    keyed.push_str(GUEST_CACHE_PREFIX);
+    keyed.push_str(query);
+    let mut stmt = match conn.prepare_cached(&keyed) {
         Ok(stmt) => stmt,
         Err(rusqlite::Error::Empty) => return Err(StorageError::Invalid("query is empty".into())),
         Err(e) => return Err(e.into()),

@@ -329,3 +329,20 @@ fn oversized_sql_values_are_refused_clearly() {
         assert!(err.to_string().contains("value too large"), "{err}");
     });
 }
+
+#[test]
+fn guest_sql_never_reuses_a_host_statement() {
+    let (_d, mut db) = open();
+    in_event(&mut db, |db| {
+        // The host has prepared (and cached) these texts; the guest sends the same.
+        db.kv_put("secret", b"x").unwrap();
+        let err = db
+            .exec("SELECT value FROM _dohost_kv WHERE key = ?1", &[text("secret")])
+            .unwrap_err();
+        assert!(matches!(err, StorageError::Refused(_)), "{err:?}");
+        for host_text in ["SAVEPOINT dohost_event", "RELEASE dohost_event", "COMMIT", "BEGIN"] {
+            let err = db.exec(host_text, &[]).unwrap_err();
+            assert!(matches!(err, StorageError::Refused(_)), "{host_text}: {err:?}");
+        }
+    });
+}

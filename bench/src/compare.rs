@@ -26,7 +26,8 @@ impl Server {
     }
 
     fn rss(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid)).unwrap_or_default();
+        let status =
+            std::fs::read_to_string(format!("/proc/{}/status", self.pid)).unwrap_or_default();
         status
             .lines()
             .find(|l| l.starts_with("VmRSS:"))
@@ -40,8 +41,14 @@ impl Server {
     }
 
     async fn stop(mut self) {
-        let _ = Command::new("kill").args(["-TERM", &self.pid.to_string()]).status().await;
-        if tokio::time::timeout(Duration::from_secs(15), self.child.wait()).await.is_err() {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.pid.to_string()])
+            .status()
+            .await;
+        if tokio::time::timeout(Duration::from_secs(15), self.child.wait())
+            .await
+            .is_err()
+        {
             let _ = self.child.kill().await;
         }
     }
@@ -50,7 +57,9 @@ impl Server {
 /// Spawns `cmd` and waits for a stdout line starting with `ready` followed by the URL.
 async fn spawn(mut cmd: Command, ready: &str) -> anyhow::Result<(Server, Instant)> {
     let started = Instant::now();
-    cmd.stdout(Stdio::piped()).stderr(Stdio::null()).kill_on_drop(true);
+    cmd.stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true);
     let mut child = cmd.spawn()?;
     let pid = child.id().unwrap_or(0);
     let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
@@ -111,7 +120,10 @@ struct Row {
 
 fn print(rows: &[Row]) {
     println!();
-    println!("| {:<58} | {:>12} | {:>12} | {:>9} |", "scenario", "workerd", "dohost", "ratio");
+    println!(
+        "| {:<58} | {:>12} | {:>12} | {:>9} |",
+        "scenario", "workerd", "dohost", "ratio"
+    );
     println!("|{:-<60}|{:->14}|{:->14}|{:->11}|", "", "", "", "");
     for r in rows {
         let fmt = |v: Option<f64>| match v {
@@ -130,7 +142,13 @@ fn print(rows: &[Row]) {
             (None, Some(_)) => "∞".to_string(),
             _ => "-".to_string(),
         };
-        println!("| {:<58} | {:>12} | {:>12} | {:>9} |", r.scenario, fmt(r.workerd), fmt(r.dohost), ratio);
+        println!(
+            "| {:<58} | {:>12} | {:>12} | {:>9} |",
+            r.scenario,
+            fmt(r.workerd),
+            fmt(r.dohost),
+            ratio
+        );
         if !r.note.is_empty() {
             println!("|   {:<56} | {:>12} | {:>12} | {:>9} |", r.note, "", "", "");
         }
@@ -160,23 +178,55 @@ fn rps_rows(rows: &mut Vec<Row>, name: &str, w: Option<&Summary>, d: &Summary) {
     }
 }
 
-async fn http_scenarios(rows: &mut Vec<Row>, storage: &str, dir: &Path, secs: Duration) -> anyhow::Result<()> {
+async fn http_scenarios(
+    rows: &mut Vec<Row>,
+    storage: &str,
+    dir: &Path,
+    secs: Duration,
+) -> anyhow::Result<()> {
     let (mut w, _) = start_workerd(&dir.join("workerd")).await?;
     let (d, _) = start_dohost(&dir.join("dohost"), "[limits]\nmax_active = 1000").await?;
     let hot = |_: usize, _: usize| ("POST", "/obj/Counter/hot/increment".to_string(), None);
     let ws = run_load(&w.addr(), 32, secs, hot).await;
     let ds = run_load(&d.addr(), 32, secs, hot).await;
-    rps_rows(rows, &format!("(a) hot object, durable SQL increment, 32 conns, {storage}"), Some(&ws), &ds);
+    rps_rows(
+        rows,
+        &format!("(a) hot object, durable SQL increment, 32 conns, {storage}"),
+        Some(&ws),
+        &ds,
+    );
     let many = |_: usize, _: usize| ("POST", "/obj/Counter/group/increment".to_string(), None);
     let ws = run_load(&w.addr(), 256, secs, many).await;
     let ds = run_load(&d.addr(), 256, secs, many).await;
-    rps_rows(rows, &format!("(g) durable writes, one object, 256 writers, {storage}"), Some(&ws), &ds);
+    rps_rows(
+        rows,
+        &format!("(g) durable writes, one object, 256 writers, {storage}"),
+        Some(&ws),
+        &ds,
+    );
     if storage == "disk" {
-        let rpc = |_: usize, _: usize| ("POST", "/rpc/Counter/hot/increment".to_string(), Some("[1]"));
+        let rpc = |_: usize, _: usize| {
+            (
+                "POST",
+                "/rpc/Counter/hot/increment".to_string(),
+                Some("[1]"),
+            )
+        };
         let ws = run_load(&w.addr(), 32, secs, rpc).await;
         let ds = run_load(&d.addr(), 32, secs, rpc).await;
-        rps_rows(rows, "(c) RPC increment on a hot object, 32 conns", Some(&ws), &ds);
-        let rr = |conn: usize, i: usize| ("POST", format!("/obj/Counter/rr-{}/increment", (i * 32 + conn) % 10_000), None);
+        rps_rows(
+            rows,
+            "(c) RPC increment on a hot object, 32 conns",
+            Some(&ws),
+            &ds,
+        );
+        let rr = |conn: usize, i: usize| {
+            (
+                "POST",
+                format!("/obj/Counter/rr-{}/increment", (i * 32 + conn) % 10_000),
+                None,
+            )
+        };
         let ws = run_load(&w.addr(), 32, secs, rr).await;
         let w_alive = w.alive();
         let ds = run_load(&d.addr(), 32, secs, rr).await;
@@ -195,7 +245,8 @@ async fn http_scenarios(rows: &mut Vec<Row>, storage: &str, dir: &Path, secs: Du
     Ok(())
 }
 
-type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 async fn connect(url: &str, path: impl AsRef<str>) -> anyhow::Result<Ws> {
     let url = format!("{}{}", url.replacen("http://", "ws://", 1), path.as_ref());
@@ -215,7 +266,9 @@ async fn broadcast(url: &str, receivers: usize, messages: usize) -> anyhow::Resu
             let mut got = Vec::new();
             while got.len() < messages {
                 match tokio::time::timeout(Duration::from_secs(60), ws.next()).await {
-                    Ok(Some(Ok(Message::Text(t)))) if t.contains("\"from\":\"sender\"") => got.push(start.elapsed()),
+                    Ok(Some(Ok(Message::Text(t)))) if t.contains("\"from\":\"sender\"") => {
+                        got.push(start.elapsed())
+                    }
                     Ok(Some(Ok(_))) => {}
                     _ => break,
                 }
@@ -239,7 +292,10 @@ async fn broadcast(url: &str, receivers: usize, messages: usize) -> anyhow::Resu
     }
     let elapsed = t0.elapsed().as_secs_f64();
     latencies.sort();
-    let p99 = latencies.get(latencies.len().saturating_sub(1) * 99 / 100).copied().unwrap_or_default();
+    let p99 = latencies
+        .get(latencies.len().saturating_sub(1) * 99 / 100)
+        .copied()
+        .unwrap_or_default();
     Ok((latencies.len() as f64 / elapsed, p99.as_secs_f64() * 1e3))
 }
 
@@ -251,7 +307,9 @@ async fn idle_sockets(server: &Server, n: usize) -> anyhow::Result<f64> {
     let mut sockets = Vec::with_capacity(n);
     for chunk in (0..n).collect::<Vec<_>>().chunks(64) {
         let opened = futures_util::future::join_all(
-            chunk.iter().map(|i| connect(&server.url, format!("/obj/ChatRoom/idle/ws?user=u{i}"))),
+            chunk
+                .iter()
+                .map(|i| connect(&server.url, format!("/obj/ChatRoom/idle/ws?user=u{i}"))),
         )
         .await;
         for s in opened {
@@ -269,21 +327,40 @@ async fn get_ok(url: &str, path: &str, client: &reqwest::Client) -> bool {
 }
 
 pub async fn run() -> anyhow::Result<()> {
-    let secs = Duration::from_secs(std::env::var("BENCH_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(5));
-    let sockets: usize = std::env::var("COMPARE_SOCKETS").ok().and_then(|s| s.parse().ok()).unwrap_or(9_000);
+    let secs = Duration::from_secs(
+        std::env::var("BENCH_SECS")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(5),
+    );
+    let sockets: usize = std::env::var("COMPARE_SOCKETS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(9_000);
     let base = root().join("target/bench-compare");
     let _ = std::fs::remove_dir_all(&base);
     let mut rows = Vec::new();
-    let fd_limit = std::process::Command::new("sh").args(["-c", "ulimit -n"]).output().map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string()).unwrap_or_default();
+    let fd_limit = std::process::Command::new("sh")
+        .args(["-c", "ulimit -n"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default();
     println!("bench-compare: workerd 1.20261117.1 vs dohost {}; {} cores; ulimit -n {fd_limit}; {} s per HTTP scenario", env!("CARGO_PKG_VERSION"), std::thread::available_parallelism()?, secs.as_secs());
 
     http_scenarios(&mut rows, "disk", &base.join("disk"), secs).await?;
     let tmpfs = base.join("tmpfs");
     std::fs::create_dir_all(&tmpfs)?;
-    let mounted = std::process::Command::new("mount").args(["-t", "tmpfs", "-o", "size=4g", "tmpfs"]).arg(&tmpfs).status().is_ok_and(|s| s.success());
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=4g", "tmpfs"])
+        .arg(&tmpfs)
+        .status()
+        .is_ok_and(|s| s.success());
     if mounted {
         http_scenarios(&mut rows, "tmpfs", &tmpfs, secs).await?;
-        let _ = std::process::Command::new("umount").arg("-l").arg(&tmpfs).status();
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&tmpfs)
+            .status();
     } else {
         println!("(tmpfs rows skipped: mounting a tmpfs needs root)");
     }
@@ -293,8 +370,20 @@ pub async fn run() -> anyhow::Result<()> {
     let (d, _) = start_dohost(&base.join("ws-dohost"), "").await?;
     let wb = broadcast(&w.url, 1_000, 20).await.ok();
     let db = broadcast(&d.url, 1_000, 20).await?;
-    rows.push(Row { scenario: "(d) broadcast to 1,000 sockets: deliveries/s".into(), workerd: wb.map(|b| b.0), dohost: Some(db.0), higher_is_better: true, note: String::new() });
-    rows.push(Row { scenario: "(d) broadcast to 1,000 sockets: delivery p99 ms".into(), workerd: wb.map(|b| b.1), dohost: Some(db.1), higher_is_better: false, note: String::new() });
+    rows.push(Row {
+        scenario: "(d) broadcast to 1,000 sockets: deliveries/s".into(),
+        workerd: wb.map(|b| b.0),
+        dohost: Some(db.0),
+        higher_is_better: true,
+        note: String::new(),
+    });
+    rows.push(Row {
+        scenario: "(d) broadcast to 1,000 sockets: delivery p99 ms".into(),
+        workerd: wb.map(|b| b.1),
+        dohost: Some(db.1),
+        higher_is_better: false,
+        note: String::new(),
+    });
     let we = idle_sockets(&w, sockets).await.ok();
     let de = idle_sockets(&d, sockets).await?;
     rows.push(Row {
@@ -312,10 +401,20 @@ pub async fn run() -> anyhow::Result<()> {
     let (w, w_started) = start_workerd(&base.join("cold-workerd")).await?;
     while !get_ok(&w.url, "/obj/Counter/cold/", &client).await {}
     let w_cold = w_started.elapsed();
-    let (d, d_started) = start_dohost(&base.join("cold-dohost"), "[limits]\nhibernate_after = \"100ms\"").await?;
+    let (d, d_started) = start_dohost(
+        &base.join("cold-dohost"),
+        "[limits]\nhibernate_after = \"100ms\"",
+    )
+    .await?;
     while !get_ok(&d.url, "/obj/Counter/cold/", &client).await {}
     let d_cold = d_started.elapsed();
-    rows.push(Row { scenario: "(f) cold start: process start to first response, ms".into(), workerd: Some(w_cold.as_secs_f64() * 1e3), dohost: Some(d_cold.as_secs_f64() * 1e3), higher_is_better: false, note: "dohost loads compiled classes from its cache".into() });
+    rows.push(Row {
+        scenario: "(f) cold start: process start to first response, ms".into(),
+        workerd: Some(w_cold.as_secs_f64() * 1e3),
+        dohost: Some(d_cold.as_secs_f64() * 1e3),
+        higher_is_better: false,
+        note: "dohost loads compiled classes from its cache".into(),
+    });
     // Wake: a GET to an object that was evicted. Once on an otherwise idle
     // machine (the vCPUs sleep, caches go cold), once while another object
     // keeps the host busy (as a production host would be).
@@ -324,7 +423,10 @@ pub async fn run() -> anyhow::Result<()> {
             let (w, d) = (w.addr(), d.addr());
             tokio::spawn(async move {
                 let load = |_: usize, _: usize| ("GET", "/obj/Counter/busy/".to_string(), None);
-                tokio::join!(run_load(&w, 1, Duration::from_secs(60), load), run_load(&d, 1, Duration::from_secs(60), load));
+                tokio::join!(
+                    run_load(&w, 1, Duration::from_secs(60), load),
+                    run_load(&d, 1, Duration::from_secs(60), load)
+                );
             })
         });
         let mut d_wake = Vec::new();
@@ -358,13 +460,20 @@ pub async fn run() -> anyhow::Result<()> {
             workerd: Some(w_wake[w_wake.len() / 2].as_secs_f64() * 1e3),
             dohost: Some(d_wake[d_wake.len() / 2].as_secs_f64() * 1e3),
             higher_is_better: false,
-            note: format!("workerd {} samples (evicts after ~10 s idle), dohost {}", w_wake.len(), d_wake.len()),
+            note: format!(
+                "workerd {} samples (evicts after ~10 s idle), dohost {}",
+                w_wake.len(),
+                d_wake.len()
+            ),
         });
     }
     w.stop().await;
     d.stop().await;
     print(&rows);
     println!();
-    println!("memory note: RSS per socket = host RSS growth / sockets ({:.1} MiB for dohost)", mib((de * sockets as f64) as u64));
+    println!(
+        "memory note: RSS per socket = host RSS growth / sockets ({:.1} MiB for dohost)",
+        mib((de * sockets as f64) as u64)
+    );
     Ok(())
 }

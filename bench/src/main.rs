@@ -52,7 +52,9 @@ async fn main() -> anyhow::Result<()> {
         .unwrap_or(5);
     let duration = Duration::from_secs(secs);
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let wants = |what: &str| (args.is_empty() && what != "soak" && what != "compare") || args.iter().any(|a| a == what);
+    let wants = |what: &str| {
+        (args.is_empty() && what != "soak" && what != "compare") || args.iter().any(|a| a == what)
+    };
     println!(
         "dohost bench: {} cores, {secs} s per HTTP scenario",
         std::thread::available_parallelism()?
@@ -86,7 +88,10 @@ async fn main() -> anyhow::Result<()> {
             db.commit()?;
         }
         let mut times = Vec::new();
-        let idle = std::env::var("OPEN_IDLE_MS").ok().and_then(|s| s.parse().ok()).unwrap_or(0u64);
+        let idle = std::env::var("OPEN_IDLE_MS")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0u64);
         for _ in 0..200 {
             if idle > 0 {
                 std::thread::sleep(Duration::from_millis(idle));
@@ -101,7 +106,10 @@ async fn main() -> anyhow::Result<()> {
             times.push((opened, t.elapsed()));
         }
         times.sort();
-        println!("open existing object db: median {:?} (open + read txn + close {:?})", times[100].0, times[100].1);
+        println!(
+            "open existing object db: median {:?} (open + read txn + close {:?})",
+            times[100].0, times[100].1
+        );
     }
     if wants("instantiate") {
         let (median, p99) = instantiate_times(&dohost_tests::guest("counter"), 2_000).await?;

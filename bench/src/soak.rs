@@ -19,8 +19,14 @@ struct Window {
 }
 
 pub async fn run() -> anyhow::Result<()> {
-    let secs: u64 = std::env::var("SOAK_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(600);
-    let report: u64 = std::env::var("SOAK_REPORT_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(60);
+    let secs: u64 = std::env::var("SOAK_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(600);
+    let report: u64 = std::env::var("SOAK_REPORT_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(60);
     let host = Arc::new(
         TestHost::start("[limits]\nhibernate_after = \"5s\"\nmax_active = 200\n[alarms]\nretry_base = \"200ms\"").await,
     );
@@ -59,7 +65,14 @@ pub async fn run() -> anyhow::Result<()> {
             let mut rng = Rng::new(100 + worker);
             while !stop.load(Ordering::Relaxed) {
                 let started = Instant::now();
-                let (status, _) = host.rpc("Player", &format!("p{}", rng.below(50)), "add-score", serde_json::json!([1])).await;
+                let (status, _) = host
+                    .rpc(
+                        "Player",
+                        &format!("p{}", rng.below(50)),
+                        "add-score",
+                        serde_json::json!([1]),
+                    )
+                    .await;
                 record(&window, started, status == 200);
             }
         }));
@@ -71,7 +84,14 @@ pub async fn run() -> anyhow::Result<()> {
             let mut rng = Rng::new(7);
             while !stop.load(Ordering::Relaxed) {
                 let started = Instant::now();
-                let ok = host.post(&format!("/obj/Batcher/b{}/add?flush_ms=300", rng.below(20)), "item").await.status == 200;
+                let ok = host
+                    .post(
+                        &format!("/obj/Batcher/b{}/add?flush_ms=300", rng.below(20)),
+                        "item",
+                    )
+                    .await
+                    .status
+                    == 200;
                 record(&window, started, ok);
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
@@ -81,7 +101,10 @@ pub async fn run() -> anyhow::Result<()> {
     for room in 0..5 {
         let mut sockets = Vec::new();
         for u in 0..10 {
-            let url = format!("{}/obj/ChatRoom/soak{room}/ws?user=u{u}", host.url.replacen("http://", "ws://", 1));
+            let url = format!(
+                "{}/obj/ChatRoom/soak{room}/ws?user=u{u}",
+                host.url.replacen("http://", "ws://", 1)
+            );
             sockets.push(tokio_tungstenite::connect_async(url).await?.0);
         }
         let mut sender = sockets.pop().expect("a socket");
@@ -117,14 +140,21 @@ pub async fn run() -> anyhow::Result<()> {
     let (rss_start, _) = host.rss();
     println!();
     println!("soak: {secs} s of mixed load (8 HTTP, 2 RPC, 1 alarm client, 50 sockets in 5 rooms); host RSS {:.1} MiB at start", mib(rss_start));
-    println!("| {:>6} | {:>10} | {:>8} | {:>10} | {:>8} | {:>9} |", "t (s)", "requests", "errors", "ws msgs", "p99 ms", "RSS MiB");
+    println!(
+        "| {:>6} | {:>10} | {:>8} | {:>10} | {:>8} | {:>9} |",
+        "t (s)", "requests", "errors", "ws msgs", "p99 ms", "RSS MiB"
+    );
     let started = Instant::now();
     let (mut total_requests, mut total_errors) = (0u64, 0u64);
     while started.elapsed() < Duration::from_secs(secs) {
         tokio::time::sleep(Duration::from_secs(report.min(secs))).await;
         let mut w = std::mem::take(&mut *window.lock().unwrap());
         w.latencies.sort();
-        let p99 = w.latencies.get((w.latencies.len().saturating_sub(1)) * 99 / 100).copied().unwrap_or_default();
+        let p99 = w
+            .latencies
+            .get((w.latencies.len().saturating_sub(1)) * 99 / 100)
+            .copied()
+            .unwrap_or_default();
         total_requests += w.latencies.len() as u64;
         total_errors += w.errors;
         println!(

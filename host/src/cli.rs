@@ -83,7 +83,6 @@ pub fn run() -> std::process::ExitCode {
 /// Runs the command line; returns when the command is done.
 pub fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    crate::failpoints::install_from_env();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("DOHOST_LOG")

@@ -19,8 +19,7 @@ use wasmtime::{Config, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 /// Core instances a single component may hold (Python components hold ~32).
 const MAX_CORE_INSTANCES_PER_COMPONENT: u32 = 64;
-/// Bytes of linear memory kept resident in a free instance slot.
-const KEEP_RESIDENT: usize = 1024 * 1024;
+
 /// Instance slots beyond `max_active`, for instances being torn down.
 const SPARE_SLOTS: u32 = 16;
 
@@ -67,14 +66,8 @@ impl Engine {
             .max_tables_per_component(MAX_CORE_INSTANCES_PER_COMPONENT)
             .total_memories(slots.saturating_mul(4))
             .total_tables(slots.saturating_mul(8))
-                        .total_stacks(slots)
-            .max_memory_size(limits.memory_per_instance as usize)
-            // Reusing a slot should not fault in the same pages again: keep
-            // the first MiB of memory and the stack resident (zeroed) between
-            // instances; a wake from hibernation then costs microseconds.
-            .linear_memory_keep_resident(KEEP_RESIDENT)
-            .table_keep_resident(64 * 1024)
-            .async_stack_keep_resident(128 * 1024);
+            .total_stacks(slots)
+            .max_memory_size(limits.memory_per_instance as usize);
         let mut config = Config::new();
         config
             .wasm_component_model(true)

@@ -46,7 +46,10 @@ pub struct Metrics {
 }
 
 /// (kind, outcome) → class → counter.
-type EventCounters = std::collections::HashMap<(&'static str, &'static str), std::collections::HashMap<String, Counter>>;
+type EventCounters = std::collections::HashMap<
+    (&'static str, &'static str),
+    std::collections::HashMap<String, Counter>,
+>;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct AlarmLabels {
@@ -156,11 +159,10 @@ impl Metrics {
     /// Counts an event. The counter handle is cached (this runs for every
     /// event; building the label set allocates).
     pub fn event(&self, class: &str, kind: &'static str, outcome: &'static str) {
-        let cached = self
-            .event_counters
-            .read()
-            .ok()
-            .and_then(|m| m.get(&(kind, outcome)).and_then(|by_class| by_class.get(class).cloned()));
+        let cached = self.event_counters.read().ok().and_then(|m| {
+            m.get(&(kind, outcome))
+                .and_then(|by_class| by_class.get(class).cloned())
+        });
         let counter = cached.unwrap_or_else(|| {
             let counter = self
                 .events
@@ -171,7 +173,9 @@ impl Metrics {
                 })
                 .clone();
             if let Ok(mut m) = self.event_counters.write() {
-                m.entry((kind, outcome)).or_default().insert(class.to_string(), counter.clone());
+                m.entry((kind, outcome))
+                    .or_default()
+                    .insert(class.to_string(), counter.clone());
             }
             counter
         });

@@ -55,6 +55,15 @@ impl Runtime {
     pub fn new(config: Config) -> anyhow::Result<Arc<Runtime>> {
         std::fs::create_dir_all(&config.data_dir)
             .with_context(|| format!("creating data dir {}", config.data_dir.display()))?;
+        // Before any database opens: commits of all objects share flushes, and
+        // (test builds only) the failpoint VFS goes on top of that.
+        crate::storage::group_sync::install(&config.data_dir).with_context(|| {
+            format!(
+                "installing the group-sync VFS on {}",
+                config.data_dir.display()
+            )
+        })?;
+        crate::failpoints::install_from_env();
         let engine = Engine::new(&config.limits, &config.cache_dir)?;
         let mut classes = BTreeMap::new();
         for class in &config.classes {

@@ -5,6 +5,7 @@
 //! guest's `transaction()`); guest SQL and KV calls go through `sql.rs` and
 //! `kv.rs`. This module never decides *when* to commit; the actor does.
 
+pub mod group_sync;
 mod guard;
 mod kv;
 mod sql;
@@ -24,6 +25,59 @@ use std::sync::Arc;
 
 /// Page size of object databases (fixed, so the size cap needs no query).
 const PAGE_SIZE: u64 = 4096;
+
+/// The bytes of an empty object database: WAL mode, the host's tables.
+static TEMPLATE: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+
+/// Builds the template once, in a scratch file next to `near`.
+fn template(near: &Path) -> Result<&'static [u8]> {
+    if let Some(t) = TEMPLATE.get() {
+        return Ok(t);
+    }
+    let scratch = near.with_file_name(format!(
+        ".template-{}-{:?}.sqlite",
+        std::process::id(),
+        std::thread::current().id()
+    ));
+    let built = (|| -> rusqlite::Result<()> {
+        let conn = Connection::open(&scratch)?;
+        conn.execute_batch(&format!(
+            "PRAGMA page_size = {PAGE_SIZE}; PRAGMA journal_mode = WAL;"
+        ))?;
+        conn.execute_batch(HOST_SCHEMA)?;
+        conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);")?;
+        conn.close().map_err(|(_, e)| e)
+    })();
+    let bytes = built.map_err(StorageError::from).and_then(|()| {
+        std::fs::read(&scratch)
+            .map_err(|e| StorageError::Failed(format!("reading the template: {e}")))
+    });
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", scratch.display()));
+    }
+    Ok(TEMPLATE.get_or_init(|| bytes.unwrap_or_default()))
+}
+
+/// Creates a new object database by copying the template: one durable write
+/// and a rename, instead of SQLite switching a new file to WAL mode through a
+/// rollback journal (several flushes).
+fn create_from_template(path: &Path) -> Result<()> {
+    let bytes = template(path)?;
+    if bytes.is_empty() {
+        return Ok(()); // no template: SQLite creates the file itself
+    }
+    let tmp = path.with_extension("sqlite.new");
+    let fail =
+        |e: std::io::Error| StorageError::Failed(format!("creating {}: {e}", path.display()));
+    std::fs::write(&tmp, bytes).map_err(fail)?;
+    // Durable before it gets its name (the group-sync VFS, or an fsync).
+    if !group_sync::flush() {
+        std::fs::File::open(&tmp)
+            .and_then(|f| f.sync_all())
+            .map_err(fail)?;
+    }
+    std::fs::rename(&tmp, path).map_err(fail)
+}
 
 /// A storage failure, phrased for the guest (and the client) to act on.
 #[derive(Debug, thiserror::Error)]
@@ -84,7 +138,7 @@ pub struct ObjectDb {
     conn: Connection,
     guard: Arc<SqlGuard>,
     path: PathBuf,
-        in_transaction: bool,
+    in_transaction: bool,
     in_event: bool,
     nested: u32,
     /// The host's tables are created by the first transaction.
@@ -119,10 +173,13 @@ impl ObjectDb {
                 StorageError::Failed(format!("cannot create {}: {e}", dir.display()))
             })?;
         }
+        if !path.exists() {
+            create_from_template(path)?;
+        }
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
             | OpenFlags::SQLITE_OPEN_CREATE
             | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-                let mut conn = Connection::open_with_flags(path, flags)?;
+        let mut conn = Connection::open_with_flags(path, flags)?;
         // One connection per database, ever: EXCLUSIVE locking keeps the WAL index
         // in memory (no -shm file to create, map and lock on every wake). It must
         // be set before WAL mode is entered. The page size applies to new files.
@@ -141,10 +198,13 @@ impl ObjectDb {
         )?;
         conn.set_limit(Limit::SQLITE_LIMIT_SQL_LENGTH, MAX_SQL_TEXT_BYTES as i32)?;
         conn.set_limit(Limit::SQLITE_LIMIT_ATTACHED, 0)?;
-                conn.set_prepared_statement_cache_capacity(64);
+        conn.set_prepared_statement_cache_capacity(64);
         // Closing (hibernation, LRU eviction) must not cost a checkpoint and its
         // fsyncs: the WAL stays and is checkpointed as it grows.
-        conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true)?;
+        conn.set_db_config(
+            rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
+            true,
+        )?;
         // A new database gets the host's tables in its first transaction (one
         // fsync less per new object); an existing one already has them.
         let needs_schema: bool = conn.query_row(
@@ -157,7 +217,7 @@ impl ObjectDb {
             conn,
             guard,
             path: path.to_path_buf(),
-                        in_transaction: false,
+            in_transaction: false,
             in_event: false,
             nested: 0,
             needs_schema,
@@ -169,7 +229,7 @@ impl ObjectDb {
     }
 
     /// Starts the transaction of a batch of events.
-        pub fn begin(&mut self) -> Result<()> {
+    pub fn begin(&mut self) -> Result<()> {
         self.run("BEGIN")?;
         self.in_transaction = true;
         if self.needs_schema {
@@ -182,7 +242,7 @@ impl ObjectDb {
     }
 
     /// Makes the batch durable (fsync). On error the transaction is rolled back.
-        pub fn commit(&mut self) -> Result<()> {
+    pub fn commit(&mut self) -> Result<()> {
         self.in_transaction = false;
         if let Err(e) = self.run("COMMIT") {
             let _ = self.conn.execute_batch("ROLLBACK");

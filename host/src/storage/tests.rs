@@ -337,12 +337,23 @@ fn guest_sql_never_reuses_a_host_statement() {
         // The host has prepared (and cached) these texts; the guest sends the same.
         db.kv_put("secret", b"x").unwrap();
         let err = db
-            .exec("SELECT value FROM _dohost_kv WHERE key = ?1", &[text("secret")])
+            .exec(
+                "SELECT value FROM _dohost_kv WHERE key = ?1",
+                &[text("secret")],
+            )
             .unwrap_err();
         assert!(matches!(err, StorageError::Refused(_)), "{err:?}");
-        for host_text in ["SAVEPOINT dohost_event", "RELEASE dohost_event", "COMMIT", "BEGIN"] {
+        for host_text in [
+            "SAVEPOINT dohost_event",
+            "RELEASE dohost_event",
+            "COMMIT",
+            "BEGIN",
+        ] {
             let err = db.exec(host_text, &[]).unwrap_err();
-            assert!(matches!(err, StorageError::Refused(_)), "{host_text}: {err:?}");
+            assert!(
+                matches!(err, StorageError::Refused(_)),
+                "{host_text}: {err:?}"
+            );
         }
     });
 }

@@ -419,14 +419,16 @@ pub async fn run() -> anyhow::Result<()> {
     // machine (the vCPUs sleep, caches go cold), once while another object
     // keeps the host busy (as a production host would be).
     for busy in [false, true] {
+                // Busy: another object gets a request every 2 ms on each host (a
+        // light, steady load; the CPUs stay awake but are mostly free).
         let background = busy.then(|| {
-            let (w, d) = (w.addr(), d.addr());
+            let (w, d, client) = (w.url.clone(), d.url.clone(), client.clone());
             tokio::spawn(async move {
-                let load = |_: usize, _: usize| ("GET", "/obj/Counter/busy/".to_string(), None);
-                tokio::join!(
-                    run_load(&w, 1, Duration::from_secs(60), load),
-                    run_load(&d, 1, Duration::from_secs(60), load)
-                );
+                loop {
+                    let _ = get_ok(&w, "/obj/Counter/busy/", &client).await;
+                    let _ = get_ok(&d, "/obj/Counter/busy/", &client).await;
+                    tokio::time::sleep(Duration::from_millis(2)).await;
+                }
             })
         });
         let mut d_wake = Vec::new();

@@ -419,7 +419,7 @@ pub async fn run() -> anyhow::Result<()> {
     // machine (the vCPUs sleep, caches go cold), once while another object
     // keeps the host busy (as a production host would be).
     for busy in [false, true] {
-                // Busy: another object gets a request every 2 ms on each host (a
+        // Busy: another object gets a request every 2 ms on each host (a
         // light, steady load; the CPUs stay awake but are mostly free).
         let background = busy.then(|| {
             let (w, d, client) = (w.url.clone(), d.url.clone(), client.clone());

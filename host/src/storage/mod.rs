@@ -9,6 +9,7 @@ pub mod group_sync;
 mod guard;
 mod kv;
 mod sql;
+pub mod vfs_layer;
 
 pub use guard::{check_guest_action, HOST_TABLE_PREFIX};
 pub use kv::ListOptions;

@@ -342,7 +342,7 @@ impl TestHost {
             .body(body)
             .send()
             .await
-            .unwrap_or_else(|e| panic!("{path}: {e}"));
+            .unwrap_or_else(|e| panic!("{path}: {}", error_chain(&e)));
         let status = res.status().as_u16();
         let headers = res.headers().clone();
         let body = res.text().await.expect("body");
@@ -555,4 +555,16 @@ pub async fn wait_for_line(
     })
     .await
     .unwrap_or_else(|_| panic!("no log line with {needle:?}"))
+}
+
+/// An error with its sources (reqwest's own message hides the cause).
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
 }

@@ -5,7 +5,7 @@
 //! WebSocket clients; measures instantiation in-process with the same engine
 //! configuration. Numbers vary ±30 % run to run on a shared 2-core VM: compare
 //! within one run. `BENCH_SECS` sets the length of each HTTP scenario (5 s);
-//! `bench [http|ws|alarms|instantiate]…` runs a subset.
+//! `bench [http|ws|alarms|languages|instantiate|open|wake]…` runs a subset.
 
 mod alarms;
 mod compare;
@@ -110,6 +110,9 @@ async fn main() -> anyhow::Result<()> {
             "open existing object db: median {:?} (open + read txn + close {:?})",
             times[100].0, times[100].1
         );
+    }
+    if wants("wake") {
+        wake().await?;
     }
     if wants("instantiate") {
         let (median, p99) = instantiate_times(&dohost_tests::guest("counter"), 2_000).await?;
@@ -216,4 +219,104 @@ pub async fn instantiate_times(
     }
     times.sort_by(f64::total_cmp);
     Ok((times[n / 2], times[n * 99 / 100]))
+}
+
+/// What waking costs end to end: a GET to an evicted object next to a GET
+/// that wakes nothing (HTTP round trip only) and a GET to an active object, on
+/// one keep-alive connection; once after 250 ms of silence (idle vCPUs, cold
+/// caches) and once while another connection keeps the host busy.
+async fn wake() -> anyhow::Result<()> {
+    let host = TestHost::start("[limits]\nhibernate_after = \"100ms\"").await;
+    let client = reqwest::Client::new();
+    let get = |path: String| {
+        let (client, url) = (client.clone(), format!("{}{path}", host.url));
+        async move {
+            let t = Instant::now();
+            let res = client.get(url).send().await.expect("GET");
+            assert!(res.status().is_success(), "GET {path}: {}", res.status());
+            res.bytes().await.expect("body");
+            t.elapsed()
+        }
+    };
+    let median_us = |mut v: Vec<Duration>| {
+        v.sort();
+        v[v.len() / 2].as_secs_f64() * 1e6
+    };
+    let samples = 40;
+    let (mut idle_plain, mut idle_woken) = (Vec::new(), Vec::new());
+    for i in 0..samples {
+        let path = format!("/obj/Counter/wake-{i}/");
+        get(path.clone()).await;
+        tokio::time::sleep(Duration::from_millis(250)).await; // > hibernate_after
+        idle_plain.push(get("/rpc/Counter".into()).await);
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        idle_woken.push(get(path).await);
+    }
+    let busy = {
+        let (client, url) = (client.clone(), format!("{}/obj/Counter/busy/", host.url));
+        tokio::spawn(async move {
+            loop {
+                if let Ok(res) = client.get(&url).send().await {
+                    let _ = res.bytes().await;
+                }
+            }
+        })
+    };
+    let (mut busy_plain, mut busy_active, mut busy_woken) = (Vec::new(), Vec::new(), Vec::new());
+    for i in 0..samples {
+        let path = format!("/obj/Counter/busy-wake-{i}/");
+        get(path.clone()).await;
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        busy_plain.push(get("/rpc/Counter".into()).await);
+        busy_active.push(get("/obj/Counter/busy/".into()).await);
+        busy_woken.push(get(path).await);
+    }
+    busy.abort();
+    drop(host);
+    // A host that wakes objects all the time (its code and caches warm):
+    // `hibernate_after = "0s"` evicts after every event, so every GET wakes.
+    let host = TestHost::start("[limits]\nhibernate_after = \"0s\"").await;
+    let get = |path: String| {
+        let (client, url) = (client.clone(), format!("{}{path}", host.url));
+        async move {
+            let t = Instant::now();
+            let res = client.get(url).send().await.expect("GET");
+            assert!(res.status().is_success(), "GET {path}: {}", res.status());
+            res.bytes().await.expect("body");
+            t.elapsed()
+        }
+    };
+    let (mut warm_plain, mut warm_woken) = (Vec::new(), Vec::new());
+    get("/obj/Counter/always-woken/".into()).await;
+    for _ in 0..500 {
+        warm_plain.push(get("/rpc/Counter".into()).await);
+        warm_woken.push(get("/obj/Counter/always-woken/".into()).await);
+    }
+    let evictions = host.metrics().await.sum("dohost_hibernations_total");
+    println!();
+    println!(
+        "| wake from hibernation, GET end to end, median µs | idle host ({samples}) | busy host ({samples}) | waking host (500) |"
+    );
+    println!("|---|---|---|---|");
+    println!(
+        "| no object (GET /rpc/Counter: the HTTP round trip) | {:.0} | {:.0} | {:.0} |",
+        median_us(idle_plain),
+        median_us(busy_plain),
+        median_us(warm_plain)
+    );
+    println!(
+        "| active object (GET /obj/Counter/busy/) | – | {:.0} | – |",
+        median_us(busy_active)
+    );
+    println!(
+        "| hibernated object (new instance, open database, init, fetch) | {:.0} | {:.0} | {:.0} |",
+        median_us(idle_woken),
+        median_us(busy_woken),
+        median_us(warm_woken)
+    );
+    println!(
+        "idle: 250 ms of silence before each GET; busy: another connection sends GETs in a loop; \
+         waking: hibernate_after = 0s, so every GET wakes the object ({evictions:.0} hibernations)"
+    );
+    Ok(())
 }

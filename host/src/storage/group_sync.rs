@@ -43,9 +43,25 @@ static GROUP: OnceLock<Group> = OnceLock::new();
 struct GroupSync;
 
 impl Layer for GroupSync {
-    fn sync(&self, _file: &File<'_>, _flags: c_int) -> Option<c_int> {
+    fn sync(&self, file: &File<'_>, _flags: c_int) -> Option<c_int> {
+        if is_fresh_wal_header(file) {
+            return Some(ffi::SQLITE_OK);
+        }
         Some(group_sync())
     }
+}
+
+/// True for the sync SQLite issues after writing the header of a WAL that
+/// holds nothing else (a new object's first commit, or a WAL emptied by a
+/// checkpoint): the file has no frames, old or new, that an unsynced header
+/// could make valid or invalid. The header exists only to validate frames,
+/// and the commit's own sync follows the frames and makes the header durable
+/// with them. Skipping it saves one flush on every new object's first write.
+/// (A restarted WAL that still holds old frames is longer than its header,
+/// so its header sync is kept.)
+pub fn is_fresh_wal_header(file: &File<'_>) -> bool {
+    const WAL_HEADER_BYTES: i64 = 32;
+    file.path.ends_with("-wal") && file.size() <= WAL_HEADER_BYTES
 }
 
 /// Waits until a `syncfs` that started after this call has completed.

@@ -169,12 +169,12 @@ impl ObjectDb {
     /// Opens (creating if needed) the database at `path` with WAL and
     /// `synchronous=FULL`, the guest limits and the SQL guard.
     pub fn open(path: &Path) -> Result<ObjectDb> {
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(|e| {
-                StorageError::Failed(format!("cannot create {}: {e}", dir.display()))
-            })?;
-        }
         if !path.exists() {
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir).map_err(|e| {
+                    StorageError::Failed(format!("cannot create {}: {e}", dir.display()))
+                })?;
+            }
             create_from_template(path)?;
         }
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE

@@ -13,6 +13,7 @@
 //! events; the object actor runs the handler and decides what comes next
 //! (`next_after_failure`).
 
+use crate::alarm_index::AlarmIndex;
 use crate::id::ObjectId;
 use crate::registry::ObjectKey;
 use crate::storage::{ObjectDb, StorageError};
@@ -157,7 +158,7 @@ impl Queue {
 pub struct AlarmScheduler {
     /// Set at shutdown: no new alarm is dispatched.
     stopping: std::sync::atomic::AtomicBool,
-    index: Mutex<rusqlite::Connection>,
+    index: AlarmIndex,
     queue: Mutex<Queue>,
     changed: Notify,
     pub policy: AlarmPolicy,
@@ -173,51 +174,29 @@ impl AlarmScheduler {
     ) -> anyhow::Result<AlarmScheduler> {
         let dir = data_dir.join("_dohost");
         std::fs::create_dir_all(&dir)?;
-        let conn = rusqlite::Connection::open(dir.join("alarms.sqlite"))?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.pragma_update(None, "synchronous", "FULL")?;
-        conn.execute_batch(
-            "CREATE TABLE IF NOT EXISTS alarms (
-                class TEXT NOT NULL, id TEXT NOT NULL, at INTEGER NOT NULL,
-                PRIMARY KEY (class, id)) WITHOUT ROWID;",
-        )?;
+        let (index, entries) = AlarmIndex::open(&dir.join("alarms.sqlite"))?;
         let mut queue = Queue::default();
-        {
-            let mut stmt = conn.prepare("SELECT class, id, at FROM alarms")?;
-            let rows = stmt.query_map([], |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, i64>(2)?,
-                ))
-            })?;
-            for row in rows {
-                let (class, id, at) = row?;
-                let (Some(class), Ok(id)) =
-                    (classes.iter().find(|c| ***c == class), ObjectId::parse(&id))
-                else {
-                    continue;
-                };
-                queue.set(
-                    &ObjectKey {
-                        class: class.clone(),
-                        id,
-                    },
-                    at,
-                );
-            }
+        for (class, id, at) in entries {
+            let (Some(class), Ok(id)) =
+                (classes.iter().find(|c| ***c == class), ObjectId::parse(&id))
+            else {
+                continue;
+            };
+            queue.set(
+                &ObjectKey {
+                    class: class.clone(),
+                    id,
+                },
+                at,
+            );
         }
         Ok(AlarmScheduler {
             stopping: Default::default(),
-            index: Mutex::new(conn),
+            index,
             queue: Mutex::new(queue),
             changed: Notify::new(),
             policy,
         })
-    }
-
-    fn index(&self) -> std::sync::MutexGuard<'_, rusqlite::Connection> {
-        self.index.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn queue(&self) -> std::sync::MutexGuard<'_, Queue> {
@@ -226,13 +205,7 @@ impl AlarmScheduler {
 
     /// Records that `key` has an alarm at `at` (durably, before the object commits).
     pub fn upsert(&self, key: &ObjectKey, at: i64) -> Result<(), StorageError> {
-        self.index()
-            .prepare_cached(
-                "INSERT INTO alarms (class, id, at) VALUES (?1, ?2, ?3)
-                 ON CONFLICT (class, id) DO UPDATE SET at = excluded.at",
-            )?
-            .execute(rusqlite::params![&*key.class, key.id.to_string(), at])
-            .map_err(|e| StorageError::Failed(format!("alarm index: {e}")))?;
+        self.index.upsert(&key.class, key.id.to_string(), at)?;
         self.queue().set(key, at);
         self.changed.notify_one();
         Ok(())
@@ -240,10 +213,7 @@ impl AlarmScheduler {
 
     /// Forgets the alarm of `key` (after the object committed its removal).
     pub fn remove(&self, key: &ObjectKey) -> Result<(), StorageError> {
-        self.index()
-            .prepare_cached("DELETE FROM alarms WHERE class = ?1 AND id = ?2")?
-            .execute(rusqlite::params![&*key.class, key.id.to_string()])
-            .map_err(|e| StorageError::Failed(format!("alarm index: {e}")))?;
+        self.index.remove(&key.class, key.id.to_string())?;
         self.queue().remove(key);
         Ok(())
     }

@@ -4,6 +4,7 @@
 //! object (`registry`, `object`), which owns its `ObjectInstance` (`instance`)
 //! and `ObjectDb` (`storage`). `server` is the HTTP front end, `cli` the binary.
 
+pub mod alarm_index;
 pub mod alarms;
 pub mod bindings;
 pub mod cli;

@@ -319,7 +319,9 @@ impl ObjectActor {
                         }
                         self.runtime.sockets.apply(&self.key, socket_ops);
                         if remove_alarm {
-                            if let Err(e) = self.runtime.alarms.remove(&self.key) {
+                            let alarms = &self.runtime.alarms;
+                            let removed = tokio::task::block_in_place(|| alarms.remove(&self.key));
+                            if let Err(e) = removed {
                                 tracing::warn!("object {}: alarm index: {e}", self.key);
                             }
                         }

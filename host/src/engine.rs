@@ -12,6 +12,7 @@ use crate::rpc::RpcMethods;
 use anyhow::{anyhow, Context};
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 use wasmtime::component::{Component, Linker};
@@ -29,6 +30,7 @@ const KEEP_RESIDENT_BYTES: usize = 1 << 20;
 /// The process-wide engine and linker.
 pub struct Engine {
     engine: wasmtime::Engine,
+    ticker: Arc<EpochTicker>,
     linker: Linker<InstanceState>,
     cache_dir: PathBuf,
 }
@@ -37,6 +39,8 @@ pub struct Engine {
 pub struct ClassRuntime {
     pub name: Arc<str>,
     pub pre: ObjectPre<InstanceState>,
+    /// The engine's CPU-limit clock (held while the class's guest code runs).
+    pub ticker: Arc<EpochTicker>,
     /// Where the handler exports are, looked up once.
     pub indices: ObjectIndices,
     pub component: Component,
@@ -86,7 +90,7 @@ impl Engine {
             .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
         let engine =
             wasmtime::Engine::new(&config).map_err(|e| anyhow!("creating the wasm engine: {e}"))?;
-        start_epoch_ticker(&engine);
+        let ticker = EpochTicker::start(&engine);
 
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)
@@ -94,6 +98,7 @@ impl Engine {
         crate::imports::add_to_linker(&mut linker)?;
         Ok(Engine {
             engine,
+            ticker,
             linker,
             cache_dir: cache_dir.to_path_buf(),
         })
@@ -140,6 +145,7 @@ impl Engine {
         Ok(ClassRuntime {
             name: class.name.as_str().into(),
             pre,
+            ticker: self.ticker.clone(),
             indices,
             component,
             rpc,
@@ -195,17 +201,72 @@ impl Engine {
     }
 }
 
-/// Advances the engine's epoch every `EPOCH_TICK` until the engine is dropped.
-fn start_epoch_ticker(engine: &wasmtime::Engine) {
-    let weak = engine.weak();
-    std::thread::Builder::new()
-        .name("dohost-epoch".into())
-        .spawn(move || loop {
-            std::thread::sleep(EPOCH_TICK);
-            match weak.upgrade() {
-                Some(engine) => engine.increment_epoch(),
-                None => return,
-            }
+/// The CPU limit's clock: advances the engine's epoch every `EPOCH_TICK` while
+/// guest code runs anywhere, and parks while none does, so an idle host does
+/// not wake up 200 times a second.
+pub struct EpochTicker {
+    shared: Arc<TickerShared>,
+    thread: std::thread::Thread,
+}
+
+#[derive(Default)]
+struct TickerShared {
+    /// Guest calls (and instantiations) in progress.
+    running: AtomicUsize,
+    /// The engine is gone: the thread exits.
+    stopped: AtomicBool,
+}
+
+/// Keeps the clock ticking while held (see [`EpochTicker::running`]).
+pub struct TickGuard(Arc<TickerShared>);
+
+impl Drop for TickGuard {
+    fn drop(&mut self) {
+        self.0.running.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+impl EpochTicker {
+    fn start(engine: &wasmtime::Engine) -> Arc<EpochTicker> {
+        let weak = engine.weak();
+        let shared = Arc::new(TickerShared::default());
+        let state = shared.clone();
+        let handle = std::thread::Builder::new()
+            .name("dohost-epoch".into())
+            .spawn(move || loop {
+                while state.running.load(Ordering::SeqCst) == 0 {
+                    if state.stopped.load(Ordering::SeqCst) {
+                        return;
+                    }
+                    // `running` may change between the check and here: an
+                    // `unpark` that came first makes this return at once.
+                    std::thread::park();
+                }
+                std::thread::sleep(EPOCH_TICK);
+                match weak.upgrade() {
+                    Some(engine) => engine.increment_epoch(),
+                    None => return,
+                }
+            })
+            .expect("spawning the epoch thread");
+        Arc::new(EpochTicker {
+            shared,
+            thread: handle.thread().clone(),
         })
-        .expect("spawning the epoch thread");
+    }
+
+    /// Guest code is about to run: the clock ticks until the guard drops.
+    pub fn running(&self) -> TickGuard {
+        if self.shared.running.fetch_add(1, Ordering::SeqCst) == 0 {
+            self.thread.unpark();
+        }
+        TickGuard(self.shared.clone())
+    }
+}
+
+impl Drop for EpochTicker {
+    fn drop(&mut self) {
+        self.shared.stopped.store(true, Ordering::SeqCst);
+        self.thread.unpark();
+    }
 }

@@ -6,7 +6,7 @@
 
 use crate::bindings::dohost::object::types::{Request, Response, WsMessage};
 use crate::bindings::Object;
-use crate::engine::ClassRuntime;
+use crate::engine::{ClassRuntime, EpochTicker, TickGuard};
 use crate::guest_log::GuestLog;
 use crate::id::ObjectId;
 use crate::imports::websockets::{EventSockets, SocketHandle, MAX_HANDLES};
@@ -185,6 +185,7 @@ pub struct ObjectInstance {
     instance: Instance,
     bindings: Object,
     limits: CallLimits,
+    ticker: Arc<EpochTicker>,
 }
 
 impl ObjectInstance {
@@ -243,7 +244,10 @@ impl ObjectInstance {
             }
         });
         store.set_epoch_deadline(1);
-        let instance = match class.pre.instance_pre().instantiate_async(&mut store).await {
+        let clock = class.ticker.running();
+        let instantiated = class.pre.instance_pre().instantiate_async(&mut store).await;
+        drop(clock);
+        let instance = match instantiated {
             Ok(instance) => instance,
             Err(e) => return Err((format!("instantiation failed: {e:#}"), store.into_data().db)),
         };
@@ -253,6 +257,7 @@ impl ObjectInstance {
                 instance,
                 bindings,
                 limits,
+                ticker: class.ticker.clone(),
             }),
             Err(e) => Err((format!("instantiation failed: {e:#}"), store.into_data().db)),
         }
@@ -314,7 +319,9 @@ impl ObjectInstance {
         std::mem::take(&mut self.store.data_mut().alarm_dirty)
     }
 
-    fn start_call(&mut self) {
+    /// Prepares a guest call; the returned guard keeps the CPU-limit clock
+    /// ticking and must live until the call returns.
+    fn start_call(&mut self) -> TickGuard {
         let state = self.store.data_mut();
         state.event_sockets = EventSockets::default();
         state.alarm_dirty = false;
@@ -323,6 +330,7 @@ impl ObjectInstance {
         state.storage_failure = None;
         // The deadline is absolute: re-arm it before every call.
         self.store.set_epoch_deadline(1);
+        self.ticker.running()
     }
 
     /// Turns a failed call (or a call that hit a storage failure) into the reason.
@@ -355,7 +363,7 @@ impl ObjectInstance {
 
     /// Runs the constructor.
     pub async fn init(&mut self) -> Result<(), GuestFailure> {
-        self.start_call();
+        let _clock = self.start_call();
         let result = self
             .bindings
             .dohost_object_handler()
@@ -376,7 +384,7 @@ impl ObjectInstance {
         method: &RpcMethod,
         args: &[Val],
     ) -> Result<Option<Val>, GuestFailure> {
-        self.start_call();
+        let _clock = self.start_call();
         let Some(func) = self.instance.get_func(&mut self.store, method.index) else {
             return Err(GuestFailure::Trap(format!(
                 "the instance does not export {}",
@@ -395,7 +403,7 @@ impl ObjectInstance {
 
     /// Runs the alarm handler.
     pub async fn alarm(&mut self, retry_count: u32) -> Result<Result<(), String>, GuestFailure> {
-        self.start_call();
+        let _clock = self.start_call();
         let info = crate::bindings::dohost::object::types::AlarmInfo {
             retry_count,
             is_retry: retry_count > 0,
@@ -414,7 +422,7 @@ impl ObjectInstance {
         socket: SocketId,
         message: &WsMessage,
     ) -> Result<Result<(), String>, GuestFailure> {
-        self.start_call();
+        let _clock = self.start_call();
         let ws = self.socket_handle(socket)?;
         let result = self
             .bindings
@@ -432,7 +440,7 @@ impl ObjectInstance {
         reason: &str,
         was_clean: bool,
     ) -> Result<Result<(), String>, GuestFailure> {
-        self.start_call();
+        let _clock = self.start_call();
         self.store
             .data_mut()
             .event_sockets
@@ -453,7 +461,7 @@ impl ObjectInstance {
         socket: &SocketView,
         error: &str,
     ) -> Result<Result<(), String>, GuestFailure> {
-        self.start_call();
+        let _clock = self.start_call();
         self.store
             .data_mut()
             .event_sockets
@@ -491,7 +499,7 @@ impl ObjectInstance {
 
     /// Delivers an HTTP request; `upgrade` if it asks for a WebSocket.
     pub async fn fetch(&mut self, req: &Request, upgrade: bool) -> Result<Response, GuestFailure> {
-        self.start_call();
+        let _clock = self.start_call();
         self.store.data_mut().event_sockets.upgrade = upgrade;
         let result = self
             .bindings

@@ -111,6 +111,18 @@ async fn main() -> anyhow::Result<()> {
             times[100].0, times[100].1
         );
     }
+    if wants("roundrobin") {
+        // Only the many-objects scenario (for profiling it): BENCH_SECS long.
+        header("HTTP scenario (32 keep-alive connections)");
+        let host = TestHost::start("[limits]\nmax_active = 1000").await;
+        let addr = host.url.trim_start_matches("http://").to_string();
+        let s = run_load(&addr, 32, duration, |conn, i| {
+            let n = (i * 32 + conn) % 10_000;
+            ("POST", format!("/obj/Counter/rr-{n}/increment"), None)
+        })
+        .await;
+        row("10,000 Counters round robin (max_active 1000)", &s);
+    }
     if wants("wake") {
         wake().await?;
     }

@@ -116,12 +116,10 @@ async fn main() -> anyhow::Result<()> {
         header("HTTP scenario (32 keep-alive connections)");
         let host = TestHost::start("[limits]\nmax_active = 1000").await;
         let addr = host.url.trim_start_matches("http://").to_string();
-        let s = run_load(&addr, 32, duration, |conn, i| {
-            let n = (i * 32 + conn) % 10_000;
-            ("POST", format!("/obj/Counter/rr-{n}/increment"), None)
-        })
-        .await;
-        row("10,000 Counters round robin (max_active 1000)", &s);
+        row(
+            "10,000 Counters round robin (max_active 1000)",
+            &round_robin(&addr, duration).await,
+        );
     }
     if wants("wake") {
         wake().await?;
@@ -172,12 +170,10 @@ async fn http(duration: Duration) -> anyhow::Result<()> {
     })
     .await;
     row("object→object: Player.add-score → Leaderboard.report", &s);
-    let s = run_load(&addr, 32, duration, |conn, i| {
-        let n = (i * 32 + conn) % 10_000;
-        ("POST", format!("/obj/Counter/rr-{n}/increment"), None)
-    })
-    .await;
-    row("10,000 Counters round robin (max_active 1000)", &s);
+    row(
+        "10,000 Counters round robin (max_active 1000)",
+        &round_robin(&addr, duration).await,
+    );
     let (rss, peak) = host.rss();
     println!(
         "host RSS after the HTTP scenarios: {:.1} MiB (peak {:.1} MiB)",
@@ -331,4 +327,13 @@ async fn wake() -> anyhow::Result<()> {
          waking: hibernate_after = 0s, so every GET wakes the object ({evictions:.0} hibernations)"
     );
     Ok(())
+}
+
+/// 32 connections incrementing 10,000 distinct Counters in turn.
+async fn round_robin(addr: &str, duration: Duration) -> Summary {
+    run_load(addr, 32, duration, |conn, i| {
+        let n = (i * 32 + conn) % 10_000;
+        ("POST", format!("/obj/Counter/rr-{n}/increment"), None)
+    })
+    .await
 }

@@ -78,6 +78,12 @@ async fn a_flooded_object_does_not_slow_its_neighbours() {
         let host = host.clone();
         tokio::spawn(async move { host.post("/obj/Hostile/flooded/slow?ms=1500", "").await })
     };
+    // The flood starts once the slow request runs (it left the mailbox), not
+    // before: otherwise the flood may fill the mailbox first and refuse it.
+    dohost_tests::eventually(Duration::from_secs(5), "the slow request runs", || async {
+        host.metrics().await.get("dohost_instances_active") >= 2.0
+    })
+    .await;
     let mut flood = Vec::new();
     for _ in 0..200 {
         let host = host.clone();

@@ -229,6 +229,20 @@ pub async fn instantiate_times(
     Ok((times[n / 2], times[n * 99 / 100]))
 }
 
+/// One GET on `client`'s keep-alive connection, asserted successful: its
+/// end-to-end time.
+async fn timed_get(client: &reqwest::Client, base: &str, path: String) -> Duration {
+    let t = Instant::now();
+    let res = client
+        .get(format!("{base}{path}"))
+        .send()
+        .await
+        .expect("GET");
+    assert!(res.status().is_success(), "GET {path}: {}", res.status());
+    res.bytes().await.expect("body");
+    t.elapsed()
+}
+
 /// What waking costs end to end: a GET to an evicted object next to a GET
 /// that wakes nothing (HTTP round trip only) and a GET to an active object, on
 /// one keep-alive connection; once after 250 ms of silence (idle vCPUs, cold
@@ -236,16 +250,7 @@ pub async fn instantiate_times(
 async fn wake() -> anyhow::Result<()> {
     let host = TestHost::start("[limits]\nhibernate_after = \"100ms\"").await;
     let client = reqwest::Client::new();
-    let get = |path: String| {
-        let (client, url) = (client.clone(), format!("{}{path}", host.url));
-        async move {
-            let t = Instant::now();
-            let res = client.get(url).send().await.expect("GET");
-            assert!(res.status().is_success(), "GET {path}: {}", res.status());
-            res.bytes().await.expect("body");
-            t.elapsed()
-        }
-    };
+    let get = |path: String| timed_get(&client, &host.url, path);
     let median_us = |mut v: Vec<Duration>| {
         v.sort();
         v[v.len() / 2].as_secs_f64() * 1e6
@@ -284,16 +289,7 @@ async fn wake() -> anyhow::Result<()> {
     // A host that wakes objects all the time (its code and caches warm):
     // `hibernate_after = "0s"` evicts after every event, so every GET wakes.
     let host = TestHost::start("[limits]\nhibernate_after = \"0s\"").await;
-    let get = |path: String| {
-        let (client, url) = (client.clone(), format!("{}{path}", host.url));
-        async move {
-            let t = Instant::now();
-            let res = client.get(url).send().await.expect("GET");
-            assert!(res.status().is_success(), "GET {path}: {}", res.status());
-            res.bytes().await.expect("body");
-            t.elapsed()
-        }
-    };
+    let get = |path: String| timed_get(&client, &host.url, path);
     let (mut warm_plain, mut warm_woken) = (Vec::new(), Vec::new());
     get("/obj/Counter/always-woken/".into()).await;
     for _ in 0..500 {

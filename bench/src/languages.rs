@@ -27,12 +27,17 @@ pub async fn run(duration: Duration) -> anyhow::Result<()> {
         let size = std::fs::metadata(&component)?.len();
         // First compile, without any cache.
         let dir = tempfile::tempdir()?;
-        let engine = dohost::engine::Engine::new(&Default::default(), dir.path())?;
-        let started = Instant::now();
-        engine.load_class(&dohost::config::ClassConfig {
+        let config = dohost::config::ClassConfig {
             name: class.into(),
             component: component.clone(),
-        })?;
+        };
+        let engine = dohost::engine::Engine::new(
+            &Default::default(),
+            dir.path(),
+            std::slice::from_ref(&config),
+        )?;
+        let started = Instant::now();
+        engine.load_class(&config)?;
         let compile = started.elapsed();
         let (median, _) = instantiate_times(&component, 200).await?;
         // Memory: 100 active instances of the class.

@@ -197,11 +197,16 @@ pub async fn instantiate_times(
 
     let dir = tempfile::tempdir()?;
     let limits = Limits::default();
-    let engine = Engine::new(&limits, &dir.path().join("cache"))?;
-    let class = engine.load_class(&ClassConfig {
+    let config = ClassConfig {
         name: "Counter".into(),
         component: component.to_path_buf(),
-    })?;
+    };
+    let engine = Engine::new(
+        &limits,
+        &dir.path().join("cache"),
+        std::slice::from_ref(&config),
+    )?;
+    let class = engine.load_class(&config)?;
     let id = ObjectId::from_name("Counter", "bench");
     let mut db = ObjectDb::open(&dir.path().join("bench.sqlite"))?;
     let mut times = Vec::with_capacity(n);

@@ -1,19 +1,25 @@
-//! The host's durable alarm index (`<data_dir>/_dohost/alarms.sqlite`), with
-//! group commit: every write queued while a commit runs joins the next
-//! transaction, so objects setting alarms at once share one flush instead of
-//! queueing one flush each behind a lock.
+//! The host's durable alarm index (`<data_dir>/_dohost/alarms.sqlite`),
+//! written by one writer thread with group commit: every write submitted
+//! while a commit runs joins the next transaction, so objects setting alarms
+//! at once share one flush.
 //!
-//! A writer waits until the transaction holding its write has committed (the
-//! index is written ahead of the object's own commit, see [`crate::alarms`]).
+//! A write is *submitted* (it gets a ticket) and, if the caller needs it
+//! durable before going on, *waited for*: the index is written ahead of an
+//! object's commit only when the object's alarm moves earlier (see
+//! [`crate::alarms`]); settling it afterwards needs no wait.
 
 use crate::storage::StorageError;
 use rusqlite::Connection;
-use std::collections::HashMap;
+use std::collections::VecDeque;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 /// An entry of the index: (class, object id, alarm time in epoch ms).
 pub type Entry = (String, String, i64);
+
+/// Failed commits remembered for waiters that have not looked yet.
+const FAILURES_KEPT: usize = 64;
 
 /// One change to the index.
 enum Write {
@@ -28,31 +34,39 @@ enum Write {
     },
 }
 
-/// Writes waiting for a commit, and the outcomes of finished commits.
+/// A submitted write; wait for it with [`AlarmIndex::wait`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Ticket(u64);
+
 #[derive(Default)]
-struct Pending {
-    /// Writes of the batch being collected.
+struct Queue {
     writes: Vec<Write>,
-    /// Number of the batch being collected.
-    batch: u64,
-    /// Writers waiting on the batch being collected.
-    writers: usize,
-    /// A batch is being committed.
-    running: bool,
-    /// Outcome of finished batches: (error, writers that have not read it yet).
-    outcomes: HashMap<u64, (Option<String>, usize)>,
+    /// Ticket of the last submitted write.
+    submitted: u64,
+    /// Every ticket up to this one is committed (or failed).
+    committed: u64,
+    /// Ticket ranges (first, last) of failed commits, with the error.
+    failures: VecDeque<(u64, u64, String)>,
+    stop: bool,
+}
+
+struct Shared {
+    queue: Mutex<Queue>,
+    /// The writer waits here for writes.
+    wake: Condvar,
+    /// Waiters wait here for commits.
+    done: Condvar,
+    /// Transactions committed (each is one flush).
+    commits: AtomicU64,
 }
 
 pub struct AlarmIndex {
-    conn: Mutex<Connection>,
-    pending: Mutex<Pending>,
-    finished: Condvar,
-    /// Transactions committed (each is one flush).
-    commits: std::sync::atomic::AtomicU64,
+    shared: Arc<Shared>,
+    writer: Option<std::thread::JoinHandle<()>>,
 }
 
 impl AlarmIndex {
-    /// Opens (creating) the index and returns it with its entries.
+    /// Opens (creating) the index, starts its writer and returns it with its entries.
     pub fn open(path: &Path) -> anyhow::Result<(AlarmIndex, Vec<Entry>)> {
         let conn = Connection::open(path)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
@@ -66,96 +80,136 @@ impl AlarmIndex {
             .prepare("SELECT class, id, at FROM alarms")?
             .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
             .collect::<rusqlite::Result<Vec<_>>>()?;
+        let shared = Arc::new(Shared {
+            queue: Mutex::default(),
+            wake: Condvar::new(),
+            done: Condvar::new(),
+            commits: AtomicU64::new(0),
+        });
+        let writer_shared = shared.clone();
+        let writer = std::thread::Builder::new()
+            .name("dohost-alarm-index".into())
+            .spawn(move || write_loop(&writer_shared, conn))?;
         let index = AlarmIndex {
-            conn: Mutex::new(conn),
-            pending: Mutex::default(),
-            finished: Condvar::new(),
-            commits: Default::default(),
+            shared,
+            writer: Some(writer),
         };
         Ok((index, entries))
     }
 
-    /// Records (durably) that (class, id) has an alarm at `at`.
-    pub fn upsert(&self, class: &Arc<str>, id: String, at: i64) -> Result<(), StorageError> {
-        self.write(Write::Upsert {
+    /// Submits "(class, id) has an alarm at `at`".
+    pub fn submit_upsert(&self, class: &Arc<str>, id: String, at: i64) -> Ticket {
+        self.submit(Write::Upsert {
             class: class.clone(),
             id,
             at,
         })
     }
 
-    /// Removes the entry of (class, id), durably.
-    pub fn remove(&self, class: &Arc<str>, id: String) -> Result<(), StorageError> {
-        self.write(Write::Remove {
+    /// Submits "(class, id) has no alarm".
+    pub fn submit_remove(&self, class: &Arc<str>, id: String) -> Ticket {
+        self.submit(Write::Remove {
             class: class.clone(),
             id,
         })
     }
 
-    /// Queues `write` and returns once the batch holding it has committed:
-    /// the first writer that finds no commit running commits everything
-    /// queued so far; the others wait for it.
-    fn write(&self, write: Write) -> Result<(), StorageError> {
-        let mut p = self.lock_pending();
-        p.writes.push(write);
-        p.writers += 1;
-        let mine = p.batch;
-        loop {
-            if let Some((error, unread)) = p.outcomes.get_mut(&mine) {
-                let error = error.clone();
-                *unread -= 1;
-                if *unread == 0 {
-                    p.outcomes.remove(&mine);
-                }
-                return match error {
-                    None => Ok(()),
-                    Some(e) => Err(StorageError::Failed(format!("alarm index: {e}"))),
-                };
-            }
-            if !p.running {
-                p.running = true;
-                let writes = std::mem::take(&mut p.writes);
-                let (batch, writers) = (p.batch, p.writers);
-                p.batch += 1;
-                p.writers = 0;
-                drop(p);
-                let error = self.commit(&writes).err().map(|e| e.to_string());
-                p = self.lock_pending();
-                p.running = false;
-                p.outcomes.insert(batch, (error, writers));
-                self.finished.notify_all();
-                continue;
-            }
-            p = self.finished.wait(p).unwrap_or_else(|e| e.into_inner());
+    fn submit(&self, write: Write) -> Ticket {
+        let mut q = self.lock();
+        q.writes.push(write);
+        q.submitted += 1;
+        let ticket = Ticket(q.submitted);
+        drop(q);
+        self.shared.wake.notify_one();
+        ticket
+    }
+
+    /// Returns once the write of `ticket` is durable, or its commit failed.
+    pub fn wait(&self, ticket: Ticket) -> Result<(), StorageError> {
+        let mut q = self.lock();
+        while q.committed < ticket.0 {
+            q = self.shared.done.wait(q).unwrap_or_else(|e| e.into_inner());
+        }
+        match q
+            .failures
+            .iter()
+            .find(|(first, last, _)| (*first..=*last).contains(&ticket.0))
+        {
+            Some((_, _, e)) => Err(StorageError::Failed(format!("alarm index: {e}"))),
+            None => Ok(()),
         }
     }
 
-    /// Applies `writes` in one transaction (one flush).
-    fn commit(&self, writes: &[Write]) -> rusqlite::Result<()> {
-        let mut conn = self.conn.lock().unwrap_or_else(|e| e.into_inner());
-        let tx = conn.transaction()?;
-        for write in writes {
-            match write {
-                Write::Upsert { class, id, at } => tx
-                    .prepare_cached(
-                        "INSERT INTO alarms (class, id, at) VALUES (?1, ?2, ?3)
-                         ON CONFLICT (class, id) DO UPDATE SET at = excluded.at",
-                    )?
-                    .execute(rusqlite::params![&**class, id, at])?,
-                Write::Remove { class, id } => tx
-                    .prepare_cached("DELETE FROM alarms WHERE class = ?1 AND id = ?2")?
-                    .execute(rusqlite::params![&**class, id])?,
-            };
-        }
-        tx.commit()?;
-        self.commits
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        Ok(())
+    /// Transactions committed so far.
+    pub fn commits(&self) -> u64 {
+        self.shared.commits.load(Ordering::Relaxed)
     }
 
-    fn lock_pending(&self) -> MutexGuard<'_, Pending> {
-        self.pending.lock().unwrap_or_else(|e| e.into_inner())
+    fn lock(&self) -> MutexGuard<'_, Queue> {
+        self.shared.queue.lock().unwrap_or_else(|e| e.into_inner())
     }
+}
+
+impl Drop for AlarmIndex {
+    /// Commits what is still queued, then stops the writer.
+    fn drop(&mut self) {
+        self.lock().stop = true;
+        self.shared.wake.notify_one();
+        if let Some(writer) = self.writer.take() {
+            let _ = writer.join();
+        }
+    }
+}
+
+/// The writer: commits everything queued so far in one transaction, again
+/// and again, until stopped with nothing queued.
+fn write_loop(shared: &Shared, mut conn: Connection) {
+    loop {
+        let mut q = shared.queue.lock().unwrap_or_else(|e| e.into_inner());
+        while q.writes.is_empty() && !q.stop {
+            q = shared.wake.wait(q).unwrap_or_else(|e| e.into_inner());
+        }
+        if q.writes.is_empty() {
+            return;
+        }
+        let writes = std::mem::take(&mut q.writes);
+        let (first, last) = (q.committed + 1, q.submitted);
+        drop(q);
+        let result = commit(&mut conn, &writes);
+        if result.is_ok() {
+            shared.commits.fetch_add(1, Ordering::Relaxed);
+        }
+        let mut q = shared.queue.lock().unwrap_or_else(|e| e.into_inner());
+        q.committed = last;
+        if let Err(e) = result {
+            tracing::error!("alarm index: commit failed: {e}");
+            q.failures.push_back((first, last, e.to_string()));
+            if q.failures.len() > FAILURES_KEPT {
+                q.failures.pop_front();
+            }
+        }
+        drop(q);
+        shared.done.notify_all();
+    }
+}
+
+/// Applies `writes` in one transaction (one flush).
+fn commit(conn: &mut Connection, writes: &[Write]) -> rusqlite::Result<()> {
+    let tx = conn.transaction()?;
+    for write in writes {
+        match write {
+            Write::Upsert { class, id, at } => tx
+                .prepare_cached(
+                    "INSERT INTO alarms (class, id, at) VALUES (?1, ?2, ?3)
+                     ON CONFLICT (class, id) DO UPDATE SET at = excluded.at",
+                )?
+                .execute(rusqlite::params![&**class, id, at])?,
+            Write::Remove { class, id } => tx
+                .prepare_cached("DELETE FROM alarms WHERE class = ?1 AND id = ?2")?
+                .execute(rusqlite::params![&**class, id])?,
+        };
+    }
+    tx.commit()
 }
 
 #[cfg(test)]
@@ -175,9 +229,11 @@ mod tests {
                 let (index, class) = (index.clone(), class.clone());
                 std::thread::spawn(move || {
                     for i in 0..50 {
-                        index.upsert(&class, format!("{t}-{i}"), i).unwrap();
+                        let ticket = index.submit_upsert(&class, format!("{t}-{i}"), i);
+                        index.wait(ticket).unwrap();
                         if i % 5 == 0 {
-                            index.remove(&class, format!("{t}-{i}")).unwrap();
+                            let ticket = index.submit_remove(&class, format!("{t}-{i}"));
+                            index.wait(ticket).unwrap();
                         }
                     }
                 })
@@ -186,16 +242,33 @@ mod tests {
         for t in threads {
             t.join().unwrap();
         }
+        let writes = 8 * (50 + 10);
+        let commits = index.commits();
         assert!(
-            index.lock_pending().outcomes.is_empty(),
-            "every outcome read"
+            commits < writes,
+            "{commits} commits for {writes} writes: none shared"
         );
-        drop(index);
+        drop(Arc::into_inner(index).unwrap());
         let (_, entries) = AlarmIndex::open(&path).unwrap();
         assert_eq!(entries.len(), 8 * 40);
         assert!(entries.iter().all(|(_, id, _)| {
             let i: i64 = id.split('-').nth(1).unwrap().parse().unwrap();
             i % 5 != 0
         }));
+    }
+
+    #[test]
+    fn writes_nobody_waits_for_are_committed_before_the_index_closes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("alarms.sqlite");
+        let class: Arc<str> = "C".into();
+        {
+            let (index, _) = AlarmIndex::open(&path).unwrap();
+            for i in 0..100 {
+                index.submit_upsert(&class, format!("o{i}"), i);
+            }
+        }
+        let (_, entries) = AlarmIndex::open(&path).unwrap();
+        assert_eq!(entries.len(), 100);
     }
 }

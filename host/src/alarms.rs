@@ -5,20 +5,24 @@
 //! `alarm_retry`), written in the event's transaction. The host index
 //! (`<data_dir>/_dohost/alarms.sqlite`) lists (class, id, time) so alarms fire
 //! after a restart without opening every object. Invariant: whenever an object
-//! has an alarm at T, the index has an entry for it at T or earlier — entries
-//! are written *before* the object's commit and removed only *after* it; a
-//! stale entry only causes a harmless wake-up that resyncs the index.
+//! has an alarm at T, the index has an entry for it at T or earlier. So an
+//! alarm that moves earlier (or appears) is written to the index *before* the
+//! object's commit and waited for (`before_commit`); one that moves later or
+//! goes away is settled *after* it, without waiting (`after_commit`): until
+//! then the index holds the earlier time, which only causes a harmless
+//! wake-up that resyncs it. A commit that fails leaves the index earlier than
+//! the object, never later.
 //!
 //! `AlarmScheduler` mirrors the index in memory and dispatches due alarms as
 //! events; the object actor runs the handler and decides what comes next
 //! (`next_after_failure`).
 
 use crate::alarm_index::AlarmIndex;
-use crate::id::ObjectId;
-use crate::registry::ObjectKey;
+use crate::id::{ObjectId, ObjectKey};
+use crate::limits::MAX_ALARM_MS;
 use crate::storage::{ObjectDb, StorageError};
 use rusqlite::types::Value;
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -54,6 +58,23 @@ impl Default for AlarmPolicy {
     }
 }
 
+/// The longest the scheduler sleeps before looking again (so that a far
+/// alarm never needs a huge timer).
+const MAX_SLEEP: Duration = Duration::from_secs(3600);
+
+/// Checks an alarm time from a guest: milliseconds since the Unix epoch,
+/// from 1 to the end of year 9999. (A time in the past fires at once.)
+pub fn check_time(epoch_ms: i64) -> Result<(), String> {
+    if (1..=MAX_ALARM_MS).contains(&epoch_ms) {
+        Ok(())
+    } else {
+        Err(format!(
+            "alarm time {epoch_ms} is out of range: pass milliseconds since the Unix epoch, \
+             from 1 to {MAX_ALARM_MS} (the end of year 9999)"
+        ))
+    }
+}
+
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> i64 {
     std::time::SystemTime::now()
@@ -84,8 +105,9 @@ pub fn next_after_failure(policy: &AlarmPolicy, retry: u32, now: i64, jitter: f6
         return AfterFailure::GiveUp;
     }
     let delay = retry_delay(policy.retry_base, retry, jitter);
+    let delay_ms = i64::try_from(delay.as_millis()).unwrap_or(i64::MAX);
     AfterFailure::Retry {
-        at: now + delay.as_millis() as i64,
+        at: now.saturating_add(delay_ms).min(MAX_ALARM_MS),
         retry: retry + 1,
     }
 }
@@ -128,7 +150,8 @@ pub fn write(db: &ObjectDb, alarm: Option<(i64, u32)>) -> Result<(), StorageErro
 struct Queue {
     by_time: BTreeSet<(i64, ObjectKey)>,
     by_key: HashMap<ObjectKey, i64>,
-    in_flight: HashSet<ObjectKey>,
+    /// Alarms being delivered, with the time they were dispatched for.
+    in_flight: HashMap<ObjectKey, i64>,
 }
 
 impl Queue {
@@ -149,8 +172,17 @@ impl Queue {
     fn next(&self) -> Option<(i64, ObjectKey)> {
         self.by_time
             .iter()
-            .find(|(_, k)| !self.in_flight.contains(k))
+            .find(|(_, k)| !self.in_flight.contains_key(k))
             .cloned()
+    }
+
+    /// A delivery ended. If the object did not move its alarm (the event
+    /// could not record anything), try again later instead of at once.
+    fn delivered(&mut self, key: &ObjectKey, dispatched_at: i64, now: i64) {
+        self.in_flight.remove(key);
+        if self.by_key.get(key) == Some(&dispatched_at) {
+            self.set(key, now.saturating_add(REDELIVERY_DELAY_MS));
+        }
     }
 }
 
@@ -159,6 +191,8 @@ pub struct AlarmScheduler {
     /// Set at shutdown: no new alarm is dispatched.
     stopping: std::sync::atomic::AtomicBool,
     index: AlarmIndex,
+    /// What the index holds (or will, once submitted writes commit), by object.
+    indexed: Mutex<HashMap<ObjectKey, i64>>,
     queue: Mutex<Queue>,
     changed: Notify,
     pub policy: AlarmPolicy,
@@ -176,23 +210,26 @@ impl AlarmScheduler {
         std::fs::create_dir_all(&dir)?;
         let (index, entries) = AlarmIndex::open(&dir.join("alarms.sqlite"))?;
         let mut queue = Queue::default();
+        let mut indexed = HashMap::new();
         for (class, id, at) in entries {
             let (Some(class), Ok(id)) =
                 (classes.iter().find(|c| ***c == class), ObjectId::parse(&id))
             else {
                 continue;
             };
-            queue.set(
-                &ObjectKey {
-                    class: class.clone(),
-                    id,
-                },
-                at,
-            );
+            let key = ObjectKey {
+                class: class.clone(),
+                id,
+            };
+            // An entry outside the valid range (written before times were
+            // checked) fires at once: the object then resyncs it.
+            queue.set(&key, at.clamp(0, MAX_ALARM_MS));
+            indexed.insert(key, at);
         }
         Ok(AlarmScheduler {
             stopping: Default::default(),
             index,
+            indexed: Mutex::new(indexed),
             queue: Mutex::new(queue),
             changed: Notify::new(),
             policy,
@@ -203,19 +240,58 @@ impl AlarmScheduler {
         self.queue.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Records that `key` has an alarm at `at` (durably, before the object commits).
-    pub fn upsert(&self, key: &ObjectKey, at: i64) -> Result<(), StorageError> {
-        self.index.upsert(&key.class, key.id.to_string(), at)?;
-        self.queue().set(key, at);
-        self.changed.notify_one();
-        Ok(())
+    fn indexed(&self) -> std::sync::MutexGuard<'_, HashMap<ObjectKey, i64>> {
+        self.indexed.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Forgets the alarm of `key` (after the object committed its removal).
-    pub fn remove(&self, key: &ObjectKey) -> Result<(), StorageError> {
-        self.index.remove(&key.class, key.id.to_string())?;
-        self.queue().remove(key);
-        Ok(())
+    /// Before the object commits its alarm `at`: if that is earlier than
+    /// what the index holds (or the index holds nothing), write it to the
+    /// index now and wait until it is durable.
+    pub fn before_commit(&self, key: &ObjectKey, at: Option<i64>) -> Result<(), StorageError> {
+        if crate::failpoints::hit("persist-alarm").is_some() {
+            return Err(StorageError::Failed("failpoint persist-alarm".into()));
+        }
+        let ticket = {
+            let mut indexed = self.indexed();
+            match (at, indexed.get(key)) {
+                (Some(t), Some(&old)) if t >= old => None,
+                (Some(t), _) => {
+                    indexed.insert(key.clone(), t);
+                    Some(self.index.submit_upsert(&key.class, key.id.to_string(), t))
+                }
+                (None, _) => None,
+            }
+        };
+        match ticket {
+            Some(t) => self.index.wait(t),
+            None => Ok(()),
+        }
+    }
+
+    /// After the object committed its alarm `at`: schedule it, and settle the
+    /// index to it (a later time or a removal; no need to wait).
+    pub fn after_commit(&self, key: &ObjectKey, at: Option<i64>) {
+        match at {
+            Some(t) => self.queue().set(key, t),
+            None => self.queue().remove(key),
+        }
+        self.changed.notify_one();
+        let mut indexed = self.indexed();
+        match at {
+            Some(t) if indexed.get(key) != Some(&t) => {
+                indexed.insert(key.clone(), t);
+                self.index.submit_upsert(&key.class, key.id.to_string(), t);
+            }
+            None if indexed.remove(key).is_some() => {
+                self.index.submit_remove(&key.class, key.id.to_string());
+            }
+            _ => {}
+        }
+    }
+
+    /// What the index holds for `key` (tests).
+    pub fn indexed_at(&self, key: &ObjectKey) -> Option<i64> {
+        self.indexed().get(key).copied()
     }
 
     /// Stops dispatching (shutdown); alarms already running finish.
@@ -234,21 +310,13 @@ impl AlarmScheduler {
             .collect()
     }
 
-    /// Tries a delivery that failed for reasons outside the handler again soon,
-    /// without touching the index.
-    fn redeliver_later(&self, key: &ObjectKey) {
-        let mut q = self.queue();
-        if q.by_key.contains_key(key) {
-            q.set(key, crate::alarms::now_ms() + REDELIVERY_DELAY_MS);
-        }
-    }
-
     /// Delivers due alarms until the process ends. `deliver(key)` runs the
-    /// object's alarm event and tells whether it could be delivered.
+    /// object's alarm event; an alarm whose object did not move it (the event
+    /// failed before recording anything) is tried again a second later.
     pub async fn run<F, Fut>(self: Arc<Self>, deliver: F)
     where
         F: Fn(ObjectKey) -> Fut + Send + Sync + 'static,
-        Fut: std::future::Future<Output = bool> + Send + 'static,
+        Fut: std::future::Future<Output = ()> + Send + 'static,
     {
         let deliver = Arc::new(deliver);
         let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONCURRENT_DISPATCH));
@@ -261,38 +329,37 @@ impl AlarmScheduler {
                 self.changed.notified().await;
                 continue;
             };
-            let wait = at - now_ms();
+            let wait = at.saturating_sub(now_ms());
             if wait > 0 {
+                let wait = Duration::from_millis(wait as u64).min(MAX_SLEEP);
                 tokio::select! {
-                    () = tokio::time::sleep(Duration::from_millis(wait as u64)) => {}
+                    () = tokio::time::sleep(wait) => {}
                     () = self.changed.notified() => {}
                 }
                 continue;
             }
-            let due: Vec<ObjectKey> = {
+            let due: Vec<(i64, ObjectKey)> = {
                 let mut q = self.queue();
                 let now = now_ms();
-                let due: Vec<ObjectKey> = q
+                let due: Vec<(i64, ObjectKey)> = q
                     .by_time
                     .iter()
                     .take_while(|(at, _)| *at <= now)
-                    .filter(|(_, k)| !q.in_flight.contains(k))
-                    .map(|(_, k)| k.clone())
+                    .filter(|(_, k)| !q.in_flight.contains_key(k))
+                    .cloned()
                     .collect();
-                q.in_flight.extend(due.iter().cloned());
+                q.in_flight
+                    .extend(due.iter().map(|(at, k)| (k.clone(), *at)));
                 due
             };
-            for key in due {
+            for (at, key) in due {
                 let Ok(permit) = slots.clone().acquire_owned().await else {
                     return;
                 };
                 let (me, deliver) = (self.clone(), deliver.clone());
                 tokio::spawn(async move {
-                    let delivered = deliver(key.clone()).await;
-                    if !delivered {
-                        me.redeliver_later(&key);
-                    }
-                    me.queue().in_flight.remove(&key);
+                    deliver(key.clone()).await;
+                    me.queue().delivered(&key, at, now_ms());
                     me.changed.notify_one();
                     drop(permit);
                 });
@@ -304,6 +371,67 @@ impl AlarmScheduler {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn key(class: &str, name: &str) -> ObjectKey {
+        ObjectKey {
+            class: class.into(),
+            id: ObjectId::from_name(class, name),
+        }
+    }
+
+    #[test]
+    fn the_index_is_written_ahead_only_when_an_alarm_moves_earlier() {
+        let dir = tempfile::tempdir().unwrap();
+        let classes: Vec<Arc<str>> = vec!["A".into()];
+        let a = key("A", "x");
+        let s = AlarmScheduler::open(dir.path(), &classes, AlarmPolicy::default()).unwrap();
+        // New: written ahead (and durable before the commit).
+        s.before_commit(&a, Some(1000)).unwrap();
+        assert_eq!(s.indexed_at(&a), Some(1000));
+        // The commit failed: nothing else happens, the index stays earlier.
+        // Later: not written ahead (the earlier entry is safe)...
+        s.before_commit(&a, Some(5000)).unwrap();
+        assert_eq!(
+            s.indexed_at(&a),
+            Some(1000),
+            "min(old, new) before the commit"
+        );
+        // ...and settled after the commit.
+        s.after_commit(&a, Some(5000));
+        assert_eq!(s.indexed_at(&a), Some(5000));
+        assert_eq!(s.list(), vec![(a.clone(), 5000)]);
+        // Earlier again: written ahead.
+        s.before_commit(&a, Some(2000)).unwrap();
+        assert_eq!(s.indexed_at(&a), Some(2000));
+        drop(s);
+        let s = AlarmScheduler::open(dir.path(), &classes, AlarmPolicy::default()).unwrap();
+        assert_eq!(s.list(), vec![(a, 2000)], "the write-ahead was durable");
+    }
+
+    #[test]
+    fn times_outside_the_epoch_range_are_refused() {
+        assert!(check_time(i64::MIN).unwrap_err().contains("out of range"));
+        assert!(check_time(0).is_err());
+        assert!(check_time(-1).is_err());
+        assert!(check_time(MAX_ALARM_MS + 1).is_err());
+        assert!(check_time(1).is_ok());
+        assert!(check_time(MAX_ALARM_MS).is_ok());
+    }
+
+    #[test]
+    fn a_delivery_that_moved_nothing_is_retried_later_not_at_once() {
+        let mut q = Queue::default();
+        let k = key("A", "1");
+        q.set(&k, 10);
+        q.in_flight.insert(k.clone(), 10);
+        q.delivered(&k, 10, 100);
+        assert_eq!(q.by_key[&k], 100 + REDELIVERY_DELAY_MS);
+        // The object moved its alarm: that time stands.
+        q.in_flight.insert(k.clone(), q.by_key[&k]);
+        q.set(&k, 7);
+        q.delivered(&k, 100 + REDELIVERY_DELAY_MS, 200);
+        assert_eq!(q.by_key[&k], 7);
+    }
 
     #[test]
     fn retry_delays_double_from_the_base_within_the_jitter() {
@@ -358,13 +486,18 @@ mod tests {
         };
         {
             let s = AlarmScheduler::open(dir.path(), &classes, AlarmPolicy::default()).unwrap();
-            s.upsert(&a, 50).unwrap();
-            s.upsert(&a, 40).unwrap();
-            s.upsert(&b, 10).unwrap();
+            s.before_commit(&a, Some(50)).unwrap();
+            s.after_commit(&a, Some(50));
+            s.before_commit(&a, Some(40)).unwrap();
+            s.after_commit(&a, Some(40));
+            s.before_commit(&b, Some(10)).unwrap();
+            s.after_commit(&b, Some(10));
         }
         let s = AlarmScheduler::open(dir.path(), &classes, AlarmPolicy::default()).unwrap();
         assert_eq!(s.list(), vec![(a.clone(), 40)]);
-        s.remove(&a).unwrap();
+        s.before_commit(&a, None).unwrap();
+        s.after_commit(&a, None);
+        drop(s);
         let s = AlarmScheduler::open(dir.path(), &classes, AlarmPolicy::default()).unwrap();
         assert!(s.list().is_empty());
     }
@@ -383,7 +516,7 @@ mod tests {
         q.set(&k1, 5);
         q.set(&k2, 7);
         assert_eq!(q.next(), Some((5, k1.clone())));
-        q.in_flight.insert(k1.clone());
+        q.in_flight.insert(k1.clone(), 5);
         assert_eq!(q.next(), Some((7, k2.clone())));
         q.set(&k2, 3);
         assert_eq!(q.by_time.len(), 2, "an update replaces the old time");

@@ -31,6 +31,15 @@ pub enum Command {
         /// Data directory (overrides `data_dir` in the manifest).
         #[arg(long)]
         data_dir: Option<PathBuf>,
+        /// Development mode: error bodies include the guest's output (panic
+        /// messages, stack traces).
+        #[arg(long)]
+        dev: bool,
+        /// Serve on a non-loopback address without an admin token
+        /// (`DOHOST_ADMIN_TOKEN`): anyone who reaches the port can list
+        /// objects and read metrics.
+        #[arg(long)]
+        public: bool,
     },
     /// Call an RPC method of an object on a running server and print the JSON result.
     ///
@@ -96,14 +105,25 @@ pub fn main() -> anyhow::Result<()> {
             config,
             listen,
             data_dir,
+            dev,
+            public,
         } => {
-            let overrides = Overrides { listen, data_dir };
-            let config = Config::load(&config, &overrides)?;
+            let overrides = Overrides {
+                listen,
+                data_dir,
+                dev,
+            };
+            let mut config = Config::load(&config, &overrides)?;
+            config.admin_token = admin_token();
+            check_exposure(&config, public)?;
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()
                 .context("starting the tokio runtime")?;
-            rt.block_on(serve(config))
+            let served = rt.block_on(serve(config));
+            // A task that never yields must not keep the process alive.
+            rt.shutdown_timeout(SHUTDOWN_BOUND);
+            served
         }
         Command::Call {
             class,
@@ -123,6 +143,7 @@ pub fn main() -> anyhow::Result<()> {
             let overrides = Overrides {
                 listen: None,
                 data_dir,
+                dev: false,
             };
             let config = Config::load(&config, &overrides)?;
             check(&config)
@@ -139,7 +160,7 @@ pub fn main() -> anyhow::Result<()> {
 
 /// `dohost check`: every class compiles (or loads from the cache) and links.
 fn check(config: &Config) -> anyhow::Result<()> {
-    let engine = crate::engine::Engine::new(&config.limits, &config.cache_dir)?;
+    let engine = crate::engine::Engine::new(&config.limits, &config.cache_dir, &config.classes)?;
     for class in &config.classes {
         let loaded = engine.load_class(class)?;
         println!(
@@ -159,8 +180,66 @@ fn check(config: &Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn serve(config: Config) -> anyhow::Result<()> {
+/// The admin token from `DOHOST_ADMIN_TOKEN`, if set and not empty.
+fn admin_token() -> Option<String> {
+    std::env::var("DOHOST_ADMIN_TOKEN")
+        .ok()
+        .filter(|t| !t.trim().is_empty())
+}
+
+/// Refuses to serve on a non-loopback address with the admin surface open
+/// to anyone, unless `--public` says that is intended.
+fn check_exposure(config: &Config, public: bool) -> anyhow::Result<()> {
+    if config.listen.ip().is_loopback() || config.admin_token.is_some() {
+        return Ok(());
+    }
+    if public {
+        tracing::warn!(
+            "serving on {} without an admin token (--public): anyone who reaches it can list \
+             objects (their ids act as capabilities) and read metrics under /_dohost/",
+            config.listen
+        );
+        return Ok(());
+    }
+    anyhow::bail!(
+        "refusing to serve on {} (not a loopback address) with /_dohost/* open to anyone: set \
+         DOHOST_ADMIN_TOKEN to require a bearer token there, or pass --public if that is \
+         intended",
+        config.listen
+    )
+}
+
+/// Raises the descriptor limit and fits `max_active` and the connection cap
+/// into it (logged).
+fn budget_descriptors(config: &mut Config) -> usize {
+    let limits = &mut config.limits;
+    let plan = crate::fd_budget::plan(
+        crate::fd_budget::raise_limit(),
+        limits.max_active,
+        limits.max_connections,
+    );
+    if plan.max_active < limits.max_active {
+        tracing::warn!(
+            "file descriptor limit {} cannot hold limits.max_active = {}: lowered to {} \
+             (raise the limit, e.g. `ulimit -n`, to keep it)",
+            plan.limit,
+            limits.max_active,
+            plan.max_active
+        );
+        limits.max_active = plan.max_active;
+    }
+    tracing::info!(
+        "file descriptors: limit {}, up to {} active objects, {} connections",
+        plan.limit,
+        plan.max_active,
+        plan.max_connections
+    );
+    plan.max_connections
+}
+
+async fn serve(mut config: Config) -> anyhow::Result<()> {
     let listen = config.listen;
+    let max_connections = budget_descriptors(&mut config);
     let runtime = Runtime::new(config)?;
     runtime.start();
     let listener = tokio::net::TcpListener::bind(listen)
@@ -174,7 +253,13 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     );
     // Tests and tools wait for this line on stdout.
     println!("listening on http://{local}");
-    crate::server::serve(runtime.clone(), listener, shutdown_signal()).await;
+    crate::server::serve(
+        runtime.clone(),
+        listener,
+        max_connections,
+        shutdown_signal(),
+    )
+    .await;
     tracing::info!("no longer accepting connections; closing sockets and committing");
     runtime.shutdown(SHUTDOWN_BOUND).await;
     tracing::info!("stopped");

@@ -47,6 +47,8 @@ struct RawManifest {
     listen: Option<String>,
     data_dir: Option<PathBuf>,
     cache_dir: Option<PathBuf>,
+    /// Development mode: error bodies carry the guest's output.
+    dev: Option<bool>,
     #[serde(default)]
     limits: RawLimits,
     #[serde(default)]
@@ -70,6 +72,14 @@ struct RawLimits {
     max_sockets_per_object: Option<usize>,
     max_ws_message_bytes: Option<usize>,
     request_read_timeout: Option<String>,
+    mailbox_bytes: Option<usize>,
+    max_inflight_bytes: Option<usize>,
+    max_connections: Option<usize>,
+    max_storage_bytes: Option<u64>,
+    max_temp_bytes: Option<u64>,
+    max_ws_send_queue_bytes: Option<usize>,
+    ws_write_timeout: Option<String>,
+    activation_wait: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -117,6 +127,32 @@ pub struct Limits {
     /// How long a client may take to send a request's headers, and its body
     /// (None: the server's default of 30 s).
     pub request_read_timeout: Option<Duration>,
+    /// Bytes of queued events per object (beyond: 503).
+    pub mailbox_bytes: usize,
+    /// Bytes of request bodies in flight in the whole host (beyond: 503).
+    pub max_inflight_bytes: usize,
+    /// Open client connections (HTTP and WebSocket); None: derived from the
+    /// file-descriptor limit at start-up.
+    pub max_connections: Option<usize>,
+    /// The storage quota of one object.
+    pub max_storage_bytes: u64,
+    /// Temporary files of guest queries, all objects together.
+    pub max_temp_bytes: u64,
+    /// Bytes queued to one WebSocket that its client has not read (beyond: 1008).
+    pub max_ws_send_queue_bytes: usize,
+    /// How long one WebSocket write may wait for a client that does not read.
+    pub ws_write_timeout: Duration,
+    /// How long an event waits for an active slot before it is refused.
+    pub activation_wait: Duration,
+}
+
+impl Limits {
+    /// The limits of one object database.
+    pub fn storage(&self) -> crate::storage::StorageLimits {
+        crate::storage::StorageLimits {
+            max_bytes: self.max_storage_bytes,
+        }
+    }
 }
 
 impl Default for Limits {
@@ -132,6 +168,14 @@ impl Default for Limits {
             max_sockets_per_object: limits::DEFAULT_MAX_SOCKETS_PER_OBJECT,
             max_ws_message_bytes: limits::DEFAULT_MAX_WS_MESSAGE,
             request_read_timeout: None,
+            mailbox_bytes: limits::DEFAULT_MAILBOX_BYTES,
+            max_inflight_bytes: limits::DEFAULT_MAX_INFLIGHT_BYTES,
+            max_connections: None,
+            max_storage_bytes: limits::MAX_DATABASE_BYTES,
+            max_temp_bytes: limits::DEFAULT_MAX_TEMP_BYTES,
+            max_ws_send_queue_bytes: limits::DEFAULT_WS_SEND_QUEUE_BYTES,
+            ws_write_timeout: limits::DEFAULT_WS_WRITE_TIMEOUT,
+            activation_wait: limits::DEFAULT_ACTIVATION_WAIT,
         }
     }
 }
@@ -153,6 +197,11 @@ pub struct Config {
     pub limits: Limits,
     pub alarms: crate::alarms::AlarmPolicy,
     pub classes: Vec<ClassConfig>,
+    /// Development mode: error bodies carry the guest's output and traps.
+    pub dev: bool,
+    /// The bearer token the admin surface requires (`DOHOST_ADMIN_TOKEN`;
+    /// not in the manifest: it is a secret).
+    pub admin_token: Option<String>,
 }
 
 /// Command-line values that override the manifest.
@@ -160,6 +209,8 @@ pub struct Config {
 pub struct Overrides {
     pub listen: Option<SocketAddr>,
     pub data_dir: Option<PathBuf>,
+    /// `--dev`: development mode.
+    pub dev: bool,
 }
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8787";
@@ -294,7 +345,55 @@ impl Config {
                     Duration::ZERO,
                 )?),
             },
+            mailbox_bytes: positive(
+                "limits.mailbox_bytes",
+                raw.limits.mailbox_bytes,
+                d.mailbox_bytes,
+            )?,
+            max_inflight_bytes: positive(
+                "limits.max_inflight_bytes",
+                raw.limits.max_inflight_bytes,
+                d.max_inflight_bytes,
+            )?,
+            max_connections: match raw.limits.max_connections {
+                Some(n) => Some(positive("limits.max_connections", Some(n), n)?),
+                None => None,
+            },
+            max_storage_bytes: positive(
+                "limits.max_storage_bytes",
+                raw.limits.max_storage_bytes.map(|b| b as usize),
+                d.max_storage_bytes as usize,
+            )? as u64,
+            max_temp_bytes: positive(
+                "limits.max_temp_bytes",
+                raw.limits.max_temp_bytes.map(|b| b as usize),
+                d.max_temp_bytes as usize,
+            )? as u64,
+            max_ws_send_queue_bytes: positive(
+                "limits.max_ws_send_queue_bytes",
+                raw.limits.max_ws_send_queue_bytes,
+                d.max_ws_send_queue_bytes,
+            )?,
+            ws_write_timeout: duration(
+                "limits.ws_write_timeout",
+                &raw.limits.ws_write_timeout,
+                d.ws_write_timeout,
+            )?,
+            activation_wait: duration(
+                "limits.activation_wait",
+                &raw.limits.activation_wait,
+                d.activation_wait,
+            )?,
         };
+        if limits.max_ws_send_queue_bytes < limits.max_ws_message_bytes {
+            return Err(invalid(
+                "limits.max_ws_send_queue_bytes",
+                format!(
+                    "must be at least limits.max_ws_message_bytes ({}): one message must fit",
+                    limits.max_ws_message_bytes
+                ),
+            ));
+        }
 
         let default_policy = crate::alarms::AlarmPolicy::default();
         let alarms = crate::alarms::AlarmPolicy {
@@ -401,6 +500,8 @@ impl Config {
             limits,
             alarms,
             classes,
+            dev: overrides.dev || raw.dev.unwrap_or(false),
+            admin_token: None,
         })
     }
 }
@@ -500,6 +601,7 @@ mod tests {
         let o = Overrides {
             listen: Some("127.0.0.1:9".parse().unwrap()),
             data_dir: Some("/tmp/x".into()),
+            dev: false,
         };
         let c = Config::parse(
             &format!("listen = \"0.0.0.0:1\"\n{GOOD}"),

@@ -6,6 +6,7 @@
 
 use crate::bindings::{ObjectIndices, ObjectPre};
 use crate::config::{ClassConfig, Limits};
+use crate::footprint::Footprint;
 use crate::instance::InstanceState;
 use crate::limits::EPOCH_TICK;
 use crate::rpc::RpcMethods;
@@ -18,8 +19,15 @@ use std::time::Instant;
 use wasmtime::component::{Component, Linker};
 use wasmtime::{Config, InstanceAllocationStrategy, PoolingAllocationConfig};
 
-/// Core instances a single component may hold (Python components hold ~32).
-const MAX_CORE_INSTANCES_PER_COMPONENT: u32 = 64;
+/// Pool resources reserved per slot at least (a Rust class needs 1 of each).
+const MIN_FOOTPRINT: Footprint = Footprint {
+    core_instances: 8,
+    memories: 4,
+    tables: 8,
+};
+/// Linear memories the pool may reserve address space for: each reserves
+/// wasmtime's default 4 GiB plus guard pages, and x86-64 user space is 128 TiB.
+const MAX_POOL_MEMORIES: u32 = 24_000;
 
 /// Instance slots beyond `max_active`, for instances being torn down.
 const SPARE_SLOTS: u32 = 16;
@@ -36,7 +44,7 @@ pub struct Engine {
 }
 
 /// One loaded class: its name and pre-linked component.
-pub struct ClassRuntime {
+pub struct LoadedClass {
     pub name: Arc<str>,
     pub pre: ObjectPre<InstanceState>,
     /// The engine's CPU-limit clock (held while the class's guest code runs).
@@ -59,20 +67,45 @@ pub enum LoadKind {
     Cached,
 }
 
+/// The pool footprint of the largest of `classes` (at least `MIN_FOOTPRINT`).
+pub fn largest_footprint(classes: &[ClassConfig]) -> Footprint {
+    classes
+        .iter()
+        .filter_map(|c| std::fs::read(&c.component).ok())
+        .map(|bytes| crate::footprint::of_component(&bytes))
+        .fold(MIN_FOOTPRINT, Footprint::max)
+}
+
 impl Engine {
-    /// Creates the engine sized for `limits` and starts its epoch ticker.
-    pub fn new(limits: &Limits, cache_dir: &Path) -> anyhow::Result<Engine> {
+    /// Creates the engine, its pool sized so that `limits.max_active`
+    /// instances of the largest of `classes` fit, and starts its epoch ticker.
+    pub fn new(
+        limits: &Limits,
+        cache_dir: &Path,
+        classes: &[ClassConfig],
+    ) -> anyhow::Result<Engine> {
         let slots = u32::try_from(limits.max_active)
             .unwrap_or(u32::MAX / 64)
             .saturating_add(SPARE_SLOTS);
+        let per = largest_footprint(classes);
+        let memories = slots.saturating_mul(per.memories);
+        if memories > MAX_POOL_MEMORIES {
+            anyhow::bail!(
+                "limits.max_active = {} is too many for the largest class ({} memories per                  instance): the pool would reserve address space for {memories} memories (at                  most {MAX_POOL_MEMORIES}); lower max_active to {}",
+                limits.max_active,
+                per.memories,
+                MAX_POOL_MEMORIES / per.memories - SPARE_SLOTS
+            );
+        }
+        tracing::debug!("instance pool: {slots} slots of {per:?}");
         let mut pool = PoolingAllocationConfig::new();
         pool.total_component_instances(slots)
-            .total_core_instances(slots.saturating_mul(8))
-            .max_core_instances_per_component(MAX_CORE_INSTANCES_PER_COMPONENT)
-            .max_memories_per_component(MAX_CORE_INSTANCES_PER_COMPONENT)
-            .max_tables_per_component(MAX_CORE_INSTANCES_PER_COMPONENT)
-            .total_memories(slots.saturating_mul(4))
-            .total_tables(slots.saturating_mul(8))
+            .total_core_instances(slots.saturating_mul(per.core_instances))
+            .max_core_instances_per_component(per.core_instances)
+            .max_memories_per_component(per.memories)
+            .max_tables_per_component(per.tables)
+            .total_memories(memories)
+            .total_tables(slots.saturating_mul(per.tables))
             .total_stacks(slots)
             .max_memory_size(limits.memory_per_instance as usize)
             // Evicting an instance resets its slot. With `madvise` that is a
@@ -109,7 +142,7 @@ impl Engine {
     }
 
     /// Compiles (or loads from the cache) and pre-links a class's component.
-    pub fn load_class(&self, class: &ClassConfig) -> anyhow::Result<ClassRuntime> {
+    pub fn load_class(&self, class: &ClassConfig) -> anyhow::Result<LoadedClass> {
         let started = Instant::now();
         let path = &class.component;
         let bytes = std::fs::read(path)
@@ -142,7 +175,7 @@ impl Engine {
         let indices = ObjectIndices::new(pre.instance_pre()).map_err(|e| anyhow!("{e:#}"))?;
         let rpc = RpcMethods::discover(&self.engine, &component)
             .with_context(|| format!("class {}: {}", class.name, path.display()))?;
-        Ok(ClassRuntime {
+        Ok(LoadedClass {
             name: class.name.as_str().into(),
             pre,
             ticker: self.ticker.clone(),
@@ -169,11 +202,11 @@ impl Engine {
         let file = self
             .cache_dir
             .join(format!("{}.cwasm", key.finalize().to_hex()));
-        if file.is_file() {
-            // SAFETY: the file was written by `Component::serialize` of an engine
-            // with the same compatibility hash (it is in the key), into the
-            // host's own data dir.
-            match unsafe { Component::deserialize_file(&self.engine, &file) } {
+        if let Some(compiled) = read_checked(&file) {
+            // SAFETY: the bytes were written by `Component::serialize` of an
+            // engine with the same compatibility hash (it is in the key), into
+            // the host's own data dir, and their checksum matches.
+            match unsafe { Component::deserialize(&self.engine, &compiled) } {
                 Ok(component) => return Ok((component, LoadKind::Cached)),
                 Err(e) => {
                     tracing::warn!("ignoring unusable compiled cache {}: {e}", file.display())
@@ -190,15 +223,38 @@ impl Engine {
         Ok((component, LoadKind::Compiled))
     }
 
+    /// Writes the compiled component with a checksum, durably (written,
+    /// synced, then renamed into place and the directory synced): a torn or
+    /// half-written entry is never loaded as machine code.
     fn store_compiled(&self, component: &Component, file: &Path) -> anyhow::Result<()> {
+        use std::io::Write;
         std::fs::create_dir_all(&self.cache_dir)?;
         let data = component.serialize().map_err(|e| anyhow!("{e}"))?;
-        // Write then rename, so a crash never leaves a torn cache entry.
         let tmp = file.with_extension(format!("tmp{}", std::process::id()));
-        std::fs::write(&tmp, data)?;
+        let mut out = std::fs::File::create(&tmp)?;
+        out.write_all(&data)?;
+        out.write_all(blake3::hash(&data).as_bytes())?;
+        out.sync_all()?;
         std::fs::rename(&tmp, file)?;
+        std::fs::File::open(&self.cache_dir)?.sync_all()?;
         Ok(())
     }
+}
+
+/// A cache entry's compiled bytes, if its trailing checksum matches.
+fn read_checked(file: &Path) -> Option<Vec<u8>> {
+    let mut bytes = std::fs::read(file).ok()?;
+    let split = bytes.len().checked_sub(blake3::OUT_LEN)?;
+    let ok = blake3::hash(&bytes[..split]).as_bytes() == &bytes[split..];
+    if !ok {
+        tracing::warn!(
+            "ignoring compiled cache {} (checksum mismatch)",
+            file.display()
+        );
+        return None;
+    }
+    bytes.truncate(split);
+    Some(bytes)
 }
 
 /// The CPU limit's clock: advances the engine's epoch every `EPOCH_TICK` while

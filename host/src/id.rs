@@ -5,6 +5,7 @@
 //! `parse` accepts only the canonical form, so an id maps to exactly one file.
 
 use std::fmt;
+use std::sync::Arc;
 
 /// Domain-separation context of name-derived ids (never change it: ids derive from it).
 const NAME_ID_CONTEXT: &str = "dohost 2026-11 object id from class and name v1";
@@ -72,6 +73,33 @@ impl fmt::Display for ObjectId {
 impl fmt::Debug for ObjectId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "ObjectId({self})")
+    }
+}
+
+/// Checks an object name (from a URL or `id-from-name`): at most
+/// `MAX_NAME_BYTES` bytes of UTF-8. Names are used as given — no Unicode
+/// normalization: "é" and "e\u{301}" are two objects.
+pub fn check_name(name: &str) -> Result<(), String> {
+    use crate::limits::MAX_NAME_BYTES;
+    if name.len() > MAX_NAME_BYTES {
+        return Err(format!(
+            "object name too long: {} bytes (at most {MAX_NAME_BYTES})",
+            name.len()
+        ));
+    }
+    Ok(())
+}
+
+/// Identifies an object across classes: its class name and its id.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ObjectKey {
+    pub class: Arc<str>,
+    pub id: ObjectId,
+}
+
+impl fmt::Display for ObjectKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.class, self.id)
     }
 }
 

@@ -6,7 +6,8 @@
 
 use crate::bindings::dohost::object::types::{Request, Response, WsMessage};
 use crate::bindings::Object;
-use crate::engine::{ClassRuntime, EpochTicker, TickGuard};
+use crate::deadline::Deadline;
+use crate::engine::{EpochTicker, LoadedClass, TickGuard};
 use crate::guest_log::GuestLog;
 use crate::id::ObjectId;
 use crate::imports::websockets::{EventSockets, SocketHandle, MAX_HANDLES};
@@ -15,8 +16,9 @@ use crate::registry::ObjectKey;
 use crate::rpc::RpcMethod;
 use crate::sockets::{SocketHub, SocketId, SocketOp, SocketView};
 use crate::storage::ObjectDb;
+use std::future::Future;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use wasmtime::component::{Instance, ResourceTable, Val};
 use wasmtime::{Store, UpdateDeadline};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
@@ -25,8 +27,10 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 /// instance discarded.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum GuestFailure {
-    #[error("trapped: {0}")]
-    Trap(String),
+    /// The guest trapped; `output` is what it wrote during the event
+    /// (panic messages with source paths): shown to clients only in dev mode.
+    #[error("trapped: {trap}{}", if output.is_empty() { String::new() } else { format!("; guest output: {output}") })]
+    Trap { trap: String, output: String },
     #[error("exceeded the CPU limit of {0:?} per event (limits.cpu_per_event)")]
     CpuLimit(Duration),
     #[error("exceeded the memory limit of {} MiB per instance (limits.memory_per_instance_mib)", .0 / (1024 * 1024))]
@@ -37,6 +41,27 @@ pub enum GuestFailure {
     Storage(String),
     #[error("constructor failed: {0}")]
     Init(String),
+}
+
+impl GuestFailure {
+    /// A trap without guest output.
+    pub fn trap(trap: impl Into<String>) -> GuestFailure {
+        GuestFailure::Trap {
+            trap: trap.into(),
+            output: String::new(),
+        }
+    }
+
+    /// The failure as a client outside dev mode sees it: without the guest's
+    /// output (kept in the host log).
+    pub fn redacted(&self) -> String {
+        match self {
+            GuestFailure::Trap { trap, output } if !output.is_empty() => {
+                format!("trapped: {trap} (the guest's output is in the host log)")
+            }
+            other => other.to_string(),
+        }
+    }
 }
 
 /// Marker error raised by the epoch callback when an event runs too long.
@@ -51,34 +76,66 @@ impl std::fmt::Display for CpuLimitExceeded {
 
 impl std::error::Error for CpuLimitExceeded {}
 
-/// Caps linear memory and remembers whether the cap was hit.
+/// Table elements all tables of an instance may hold together.
+const MAX_TABLE_ELEMENTS: usize = 1_000_000;
+
+/// Caps the linear memory of an instance — all its memories together (a
+/// component holds several core instances, each may have its own) — and
+/// remembers whether the cap was hit.
+#[derive(Default)]
 struct MemoryLimiter {
     limit: u64,
+    /// Bytes of all memories (creation counts as growing from 0).
+    used: u64,
+    /// Elements of all tables.
+    elements: usize,
     exceeded: bool,
 }
 
 impl wasmtime::ResourceLimiter for MemoryLimiter {
     fn memory_growing(
         &mut self,
-        _current: usize,
+        current: usize,
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        if desired as u64 > self.limit {
+        let next = self.used + (desired as u64).saturating_sub(current as u64);
+        if next > self.limit {
             self.exceeded = true;
             return Err(wasmtime::Error::msg("memory limit exceeded"));
         }
+        self.used = next;
         Ok(true)
+    }
+
+    fn memory_grow_failed(&mut self, _error: wasmtime::Error) -> wasmtime::Result<()> {
+        Ok(())
     }
 
     fn table_growing(
         &mut self,
-        _current: usize,
+        current: usize,
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        Ok(desired <= 1_000_000)
+        let next = self.elements + desired.saturating_sub(current);
+        if next > MAX_TABLE_ELEMENTS {
+            return Ok(false);
+        }
+        self.elements = next;
+        Ok(true)
     }
+}
+
+/// What the running event did outside storage, kept until it commits.
+#[derive(Debug, Default)]
+pub struct EventEffects {
+    /// Socket operations, applied in order after the commit.
+    pub socket_ops: Vec<SocketOp>,
+    /// The alarm was set, deleted or cleared (the index must follow).
+    pub alarm_dirty: bool,
+    /// Bytes of the messages in `socket_ops`.
+    pub send_bytes: usize,
 }
 
 /// The store data of an object instance: what host imports can reach.
@@ -94,8 +151,9 @@ pub struct InstanceState {
     pub(crate) storage_failure: Option<String>,
     /// Set by `state.abort`.
     pub(crate) aborted: Option<String>,
-    /// The event set, deleted or cleared the alarm (the index must follow).
-    pub(crate) alarm_dirty: bool,
+    /// What the running event did to sockets and the alarm (the constructor
+    /// included: its effects belong to the event that caused it).
+    pub(crate) effects: EventEffects,
     /// Other objects, for the `namespaces` import.
     pub(crate) peers: Arc<dyn Peers>,
     /// The call chain of the current event, ending with this object.
@@ -103,11 +161,16 @@ pub struct InstanceState {
     /// The host's sockets, and this event's view of them.
     pub(crate) sockets: Arc<SocketHub>,
     pub(crate) event_sockets: EventSockets,
+    /// Sockets accepted by earlier events of the batch, not yet in the hub.
+    pub(crate) batch_accepts: usize,
     pub(crate) max_sockets: usize,
     pub(crate) max_ws_message: usize,
-    /// Names of ids this instance derived with `id-from-name`.
+    /// Names of ids this instance derived with `id-from-name`, and their bytes.
     pub(crate) known_names: std::collections::HashMap<(String, ObjectId), String>,
-    deadline: Instant,
+    pub(crate) known_name_bytes: usize,
+    /// The running call's deadline (shared with the database's progress
+    /// handler and the epoch callback).
+    pub(crate) deadline: Deadline,
     log: GuestLog,
 }
 
@@ -128,17 +191,29 @@ impl InstanceState {
         }
     }
 
-    /// Pushes the CPU deadline of the running event back by `by`.
-    pub(crate) fn extend_deadline(&mut self, by: Duration) {
-        self.deadline += by;
-    }
-
-    /// Records a fatal storage error for the actor and returns the guest message.
-    pub(crate) fn storage_error(&mut self, err: crate::storage::StorageError) -> String {
-        if err.is_fatal() {
-            self.storage_failure.get_or_insert_with(|| err.to_string());
+    /// The guest-visible form of a storage result. Errors the guest cannot
+    /// continue after trap here: the deadline passed (the CPU-limit error), or
+    /// SQLite ended the transaction. A failure of the database itself is
+    /// recorded for the actor (the event then fails) and reported.
+    pub(crate) fn storage_result<T>(
+        &mut self,
+        result: crate::storage::Result<T>,
+    ) -> wasmtime::Result<Result<T, String>> {
+        use crate::storage::StorageError;
+        match result {
+            Ok(v) => Ok(Ok(v)),
+            Err(StorageError::DeadlineExceeded) => Err(wasmtime::Error::new(CpuLimitExceeded)),
+            Err(e @ StorageError::TransactionLost(_)) => {
+                self.storage_failure.get_or_insert_with(|| e.to_string());
+                Err(wasmtime::Error::msg(e.to_string()))
+            }
+            Err(e) => {
+                if e.is_fatal() {
+                    self.storage_failure.get_or_insert_with(|| e.to_string());
+                }
+                Ok(Err(e.to_string()))
+            }
         }
-        err.to_string()
     }
 }
 
@@ -167,6 +242,8 @@ impl From<&crate::config::Limits> for CallLimits {
 pub struct InstanceLinks {
     pub peers: Arc<dyn Peers>,
     pub sockets: Arc<SocketHub>,
+    /// The object's deadline (the same one its database's progress handler reads).
+    pub deadline: Deadline,
 }
 
 impl InstanceLinks {
@@ -175,7 +252,20 @@ impl InstanceLinks {
         InstanceLinks {
             peers: Arc::new(crate::peers::NoPeers),
             sockets: Arc::default(),
+            deadline: Deadline::default(),
         }
+    }
+}
+
+/// Runs a guest call until it completes or the deadline passes; expiry is
+/// the CPU-limit error (the call is abandoned and the instance must go).
+async fn bounded<T>(
+    deadline: &Deadline,
+    call: impl Future<Output = wasmtime::Result<T>>,
+) -> wasmtime::Result<T> {
+    match deadline.bound(call).await {
+        Ok(result) => result,
+        Err(crate::deadline::Expired) => Err(wasmtime::Error::new(CpuLimitExceeded)),
     }
 }
 
@@ -192,7 +282,7 @@ impl ObjectInstance {
     /// Instantiates `class` for object `id` with its database. On failure the
     /// database is handed back.
     pub async fn instantiate(
-        class: &ClassRuntime,
+        class: &LoadedClass,
         id: ObjectId,
         name: Option<String>,
         db: ObjectDb,
@@ -206,12 +296,13 @@ impl ObjectInstance {
             .build();
         let mut table = ResourceTable::new();
         table.set_max_capacity(MAX_HANDLES);
+        let deadline = links.deadline.clone();
         let state = InstanceState {
             wasi,
             table,
             limiter: MemoryLimiter {
                 limit: limits.memory,
-                exceeded: false,
+                ..Default::default()
             },
             db,
             class: class.name.clone(),
@@ -224,20 +315,22 @@ impl ObjectInstance {
             name,
             storage_failure: None,
             aborted: None,
-            alarm_dirty: false,
+            effects: EventEffects::default(),
             peers: links.peers,
             sockets: links.sockets,
             event_sockets: EventSockets::default(),
+            batch_accepts: 0,
             max_sockets: limits.max_sockets,
             max_ws_message: limits.max_ws_message,
             known_names: Default::default(),
-            deadline: Instant::now() + limits.cpu,
+            known_name_bytes: 0,
+            deadline: deadline.clone(),
             log,
         };
         let mut store = Store::new(class.pre.engine(), state);
         store.limiter(|s| &mut s.limiter);
         store.epoch_deadline_callback(|ctx| {
-            if Instant::now() >= ctx.data().deadline {
+            if ctx.data().deadline.expired() {
                 Err(wasmtime::Error::new(CpuLimitExceeded))
             } else {
                 Ok(UpdateDeadline::Yield(1))
@@ -245,7 +338,13 @@ impl ObjectInstance {
         });
         store.set_epoch_deadline(1);
         let clock = class.ticker.running();
-        let instantiated = class.pre.instance_pre().instantiate_async(&mut store).await;
+        deadline.arm(limits.cpu);
+        let instantiated = bounded(
+            &deadline,
+            class.pre.instance_pre().instantiate_async(&mut store),
+        )
+        .await;
+        deadline.disarm();
         drop(clock);
         let instance = match instantiated {
             Ok(instance) => instance,
@@ -272,8 +371,11 @@ impl ObjectInstance {
         self.store.into_data().db
     }
 
-    /// Sets the call chain of the next event: its waiting callers, then this object.
-    pub fn set_callers(&mut self, callers: &[ChainLink]) {
+    /// Starts an event: its call chain (waiting callers, then this object),
+    /// whether it is a WebSocket upgrade, how many sockets earlier events of
+    /// the batch accepted, and empty effects. The constructor, if it runs
+    /// now, is part of this event.
+    pub fn begin_event(&mut self, callers: &[ChainLink], upgrade: bool, batch_accepts: usize) {
         let state = self.store.data_mut();
         let mut chain = callers.to_vec();
         chain.push(ChainLink {
@@ -282,14 +384,28 @@ impl ObjectInstance {
             name: state.name.clone(),
         });
         state.chain = Arc::new(chain);
+        state.event_sockets = EventSockets {
+            upgrade,
+            ..EventSockets::default()
+        };
+        state.effects = EventEffects::default();
+        state.batch_accepts = batch_accepts;
     }
 
-    /// Takes the socket operations of the last event (to apply after commit).
-    pub fn take_socket_ops(&mut self) -> Vec<SocketOp> {
-        std::mem::take(&mut self.store.data_mut().event_sockets.ops)
+    /// Takes what the event did to sockets and the alarm (to apply after
+    /// its commit).
+    pub fn take_effects(&mut self) -> EventEffects {
+        let state = self.store.data_mut();
+        state.event_sockets.accepted = None;
+        std::mem::take(&mut state.effects)
     }
 
-    /// The socket the last event accepted, if any.
+    /// The alarm changed during the event so far.
+    pub fn alarm_changed(&self) -> bool {
+        self.store.data().effects.alarm_dirty
+    }
+
+    /// The socket the running event accepted, if any.
     pub fn accepted_socket(&self) -> Option<SocketId> {
         self.store
             .data()
@@ -299,12 +415,12 @@ impl ObjectInstance {
             .map(|(id, _)| *id)
     }
 
-    /// Drops every pending operation of the socket accepted by the last event
-    /// (the handler accepted it but did not answer 101).
+    /// Drops every pending operation of the socket accepted by the running
+    /// event (the handler accepted it but did not answer 101).
     pub fn discard_accepted(&mut self) {
-        let sockets = &mut self.store.data_mut().event_sockets;
-        if let Some((id, _)) = sockets.accepted.take() {
-            sockets.ops.retain(|op| match op {
+        let state = self.store.data_mut();
+        if let Some((id, _)) = state.event_sockets.accepted.take() {
+            state.effects.socket_ops.retain(|op| match op {
                 SocketOp::Accept { id: a, .. }
                 | SocketOp::Send { id: a, .. }
                 | SocketOp::Close { id: a, .. }
@@ -314,28 +430,24 @@ impl ObjectInstance {
         }
     }
 
-    /// True if the last event changed the alarm; resets the flag.
-    pub fn take_alarm_dirty(&mut self) -> bool {
-        std::mem::take(&mut self.store.data_mut().alarm_dirty)
-    }
-
-    /// Prepares a guest call; the returned guard keeps the CPU-limit clock
-    /// ticking and must live until the call returns.
-    fn start_call(&mut self) -> TickGuard {
+    /// Prepares a guest call: arms the deadline (every call gets the full
+    /// `cpu_per_event`); the returned guard keeps the CPU-limit clock ticking
+    /// and must live until the call returns.
+    fn start_call(&mut self) -> (TickGuard, Deadline) {
         let state = self.store.data_mut();
-        state.event_sockets = EventSockets::default();
-        state.alarm_dirty = false;
-        state.deadline = Instant::now() + self.limits.cpu;
         state.log.start_event();
         state.storage_failure = None;
-        // The deadline is absolute: re-arm it before every call.
+        state.deadline.arm(self.limits.cpu);
+        let deadline = state.deadline.clone();
+        // The epoch deadline is absolute: re-arm it before every call.
         self.store.set_epoch_deadline(1);
-        self.ticker.running()
+        (self.ticker.running(), deadline)
     }
 
     /// Turns a failed call (or a call that hit a storage failure) into the reason.
     fn failure(&mut self, err: Option<wasmtime::Error>) -> Option<GuestFailure> {
         let state = self.store.data_mut();
+        state.deadline.disarm();
         if let Some(f) = state.storage_failure.take() {
             return Some(GuestFailure::Storage(f));
         }
@@ -354,28 +466,18 @@ impl ObjectInstance {
             None => format!("{}", err.root_cause()),
         };
         let output = state.log.tail();
-        Some(GuestFailure::Trap(if output.is_empty() {
-            trap
-        } else {
-            format!("{trap}; guest output: {output}")
-        }))
+        Some(GuestFailure::Trap { trap, output })
     }
 
     /// Runs the constructor.
     pub async fn init(&mut self) -> Result<(), GuestFailure> {
-        let _clock = self.start_call();
-        let result = self
+        let (_clock, deadline) = self.start_call();
+        let call = self
             .bindings
             .dohost_object_handler()
-            .call_init(&mut self.store)
-            .await;
-        match result {
-            Ok(inner) => match self.failure(None) {
-                Some(f) => Err(f),
-                None => inner.map_err(GuestFailure::Init),
-            },
-            Err(e) => Err(self.failure(Some(e)).expect("an error is a failure")),
-        }
+            .call_init(&mut self.store);
+        let result = bounded(&deadline, call).await;
+        self.finish(result)?.map_err(GuestFailure::Init)
     }
 
     /// Calls an RPC method with decoded arguments.
@@ -384,35 +486,35 @@ impl ObjectInstance {
         method: &RpcMethod,
         args: &[Val],
     ) -> Result<Option<Val>, GuestFailure> {
-        let _clock = self.start_call();
         let Some(func) = self.instance.get_func(&mut self.store, method.index) else {
-            return Err(GuestFailure::Trap(format!(
+            return Err(GuestFailure::trap(format!(
                 "the instance does not export {}",
                 method.name
             )));
         };
+        let (_clock, deadline) = self.start_call();
         let mut results = vec![Val::Bool(false); usize::from(method.result.is_some())];
-        match func.call_async(&mut self.store, args, &mut results).await {
-            Ok(()) => match self.failure(None) {
-                Some(f) => Err(f),
-                None => Ok(results.pop()),
-            },
-            Err(e) => Err(self.failure(Some(e)).expect("an error is a failure")),
-        }
+        let result = bounded(
+            &deadline,
+            func.call_async(&mut self.store, args, &mut results),
+        )
+        .await;
+        self.finish(result)?;
+        Ok(results.pop())
     }
 
     /// Runs the alarm handler.
     pub async fn alarm(&mut self, retry_count: u32) -> Result<Result<(), String>, GuestFailure> {
-        let _clock = self.start_call();
+        let (_clock, deadline) = self.start_call();
         let info = crate::bindings::dohost::object::types::AlarmInfo {
             retry_count,
             is_retry: retry_count > 0,
         };
-        let result = self
+        let call = self
             .bindings
             .dohost_object_handler()
-            .call_alarm(&mut self.store, info)
-            .await;
+            .call_alarm(&mut self.store, info);
+        let result = bounded(&deadline, call).await;
         self.finish(result)
     }
 
@@ -422,13 +524,13 @@ impl ObjectInstance {
         socket: SocketId,
         message: &WsMessage,
     ) -> Result<Result<(), String>, GuestFailure> {
-        let _clock = self.start_call();
         let ws = self.socket_handle(socket)?;
-        let result = self
+        let (_clock, deadline) = self.start_call();
+        let call = self
             .bindings
             .dohost_object_handler()
-            .call_web_socket_message(&mut self.store, ws, message)
-            .await;
+            .call_web_socket_message(&mut self.store, ws, message);
+        let result = bounded(&deadline, call).await;
         self.finish(result)
     }
 
@@ -440,18 +542,16 @@ impl ObjectInstance {
         reason: &str,
         was_clean: bool,
     ) -> Result<Result<(), String>, GuestFailure> {
-        let _clock = self.start_call();
-        self.store
-            .data_mut()
-            .event_sockets
-            .closed
-            .insert(socket.id, socket.clone());
-        let ws = self.socket_handle(socket.id)?;
-        let result = self
-            .bindings
-            .dohost_object_handler()
-            .call_web_socket_close(&mut self.store, ws, code, reason, was_clean)
-            .await;
+        let ws = self.closed_socket_handle(socket)?;
+        let (_clock, deadline) = self.start_call();
+        let call = self.bindings.dohost_object_handler().call_web_socket_close(
+            &mut self.store,
+            ws,
+            code,
+            reason,
+            was_clean,
+        );
+        let result = bounded(&deadline, call).await;
         self.finish(result)
     }
 
@@ -461,18 +561,13 @@ impl ObjectInstance {
         socket: &SocketView,
         error: &str,
     ) -> Result<Result<(), String>, GuestFailure> {
-        let _clock = self.start_call();
-        self.store
-            .data_mut()
-            .event_sockets
-            .closed
-            .insert(socket.id, socket.clone());
-        let ws = self.socket_handle(socket.id)?;
-        let result = self
-            .bindings
-            .dohost_object_handler()
-            .call_web_socket_error(&mut self.store, ws, error)
-            .await;
+        let ws = self.closed_socket_handle(socket)?;
+        let (_clock, deadline) = self.start_call();
+        let call =
+            self.bindings
+                .dohost_object_handler()
+                .call_web_socket_error(&mut self.store, ws, error);
+        let result = bounded(&deadline, call).await;
         self.finish(result)
     }
 
@@ -483,7 +578,21 @@ impl ObjectInstance {
         self.store
             .data_mut()
             .new_handle(socket)
-            .map_err(|e| GuestFailure::Trap(e.to_string()))
+            .map_err(|e| GuestFailure::trap(e.to_string()))
+    }
+
+    /// A handle to a socket that already left the hub (its close or error
+    /// event), which the handler may still look at.
+    fn closed_socket_handle(
+        &mut self,
+        socket: &SocketView,
+    ) -> Result<wasmtime::component::Resource<SocketHandle>, GuestFailure> {
+        self.store
+            .data_mut()
+            .event_sockets
+            .closed
+            .insert(socket.id, socket.clone());
+        self.socket_handle(socket.id)
     }
 
     /// Classifies the outcome of a call.
@@ -497,21 +606,14 @@ impl ObjectInstance {
         }
     }
 
-    /// Delivers an HTTP request; `upgrade` if it asks for a WebSocket.
-    pub async fn fetch(&mut self, req: &Request, upgrade: bool) -> Result<Response, GuestFailure> {
-        let _clock = self.start_call();
-        self.store.data_mut().event_sockets.upgrade = upgrade;
-        let result = self
+    /// Delivers an HTTP request (a WebSocket upgrade if the event began as one).
+    pub async fn fetch(&mut self, req: &Request) -> Result<Response, GuestFailure> {
+        let (_clock, deadline) = self.start_call();
+        let call = self
             .bindings
             .dohost_object_handler()
-            .call_fetch(&mut self.store, req)
-            .await;
-        match result {
-            Ok(res) => match self.failure(None) {
-                Some(f) => Err(f),
-                None => Ok(res),
-            },
-            Err(e) => Err(self.failure(Some(e)).expect("an error is a failure")),
-        }
+            .call_fetch(&mut self.store, req);
+        let result = bounded(&deadline, call).await;
+        self.finish(result)
     }
 }

@@ -22,6 +22,8 @@ pub const DEFAULT_MAX_SOCKETS_PER_OBJECT: usize = 32_768;
 pub const DEFAULT_MAX_WS_MESSAGE: usize = 1024 * 1024;
 /// Largest accepted HTTP request body.
 pub const DEFAULT_MAX_BODY: usize = 16 * 1024 * 1024;
+/// How long an event waits for an active slot before it is refused (503).
+pub const DEFAULT_ACTIVATION_WAIT: Duration = Duration::from_secs(10);
 /// Seconds a client is told to wait (`Retry-After`) when an object is overloaded.
 pub const RETRY_AFTER_SECS: u32 = 1;
 
@@ -31,14 +33,56 @@ pub const MAX_KEY_BYTES: usize = 2 * 1024;
 pub const MAX_VALUE_BYTES: usize = 2 * 1024 * 1024;
 /// Keys per KV batch operation.
 pub const MAX_BATCH_KEYS: usize = 128;
-/// Largest SQL string or blob value (and row).
-pub const MAX_SQL_VALUE_BYTES: usize = 2 * 1024 * 1024;
 /// Largest SQL statement text.
 pub const MAX_SQL_TEXT_BYTES: usize = 1024 * 1024;
 /// Largest SQL result handed to a guest in one `exec`.
 pub const MAX_SQL_RESULT_BYTES: usize = 32 * 1024 * 1024;
-/// Storage per object.
+/// Storage per object (the default quota, `limits.max_storage_bytes`).
 pub const MAX_DATABASE_BYTES: u64 = 10 * 1000 * 1000 * 1000;
+/// How far below the quota writes start running in their own savepoint (so
+/// that one going over it is undone alone), and how far past it SQLite's hard
+/// page limit sits.
+pub const QUOTA_MARGIN_BYTES: u64 = 16 * 1024 * 1024;
+/// A WAL larger than this is truncated (journal_size_limit) and checkpointed
+/// when the object hibernates: reopening reads the whole WAL back.
+pub const WAL_KEEP_BYTES: u64 = 1024 * 1024;
+/// Largest result of one KV `list`.
+pub const MAX_KV_LIST_BYTES: usize = 32 * 1024 * 1024;
+/// Temporary files of guest queries (sorts, large transactions), all objects
+/// together; beyond it a query fails with "disk full".
+pub const DEFAULT_MAX_TEMP_BYTES: u64 = 1024 * 1024 * 1024;
+/// Longest object name (bytes of UTF-8), in URLs and `id-from-name`.
+pub const MAX_NAME_BYTES: usize = 2048;
+/// Names of ids an instance remembers from `id-from-name`, in bytes.
+pub const MAX_KNOWN_NAME_BYTES: usize = 256 * 1024;
+/// Objects on one call chain (A calls B calls C …).
+pub const MAX_CALL_DEPTH: usize = 16;
+/// Bytes of the JSON arguments of an RPC call (HTTP body or `namespaces.call`).
+pub const MAX_RPC_ARGS_BYTES: usize = 4 * 1024 * 1024;
+/// Bytes of an RPC result once encoded as JSON.
+pub const MAX_RPC_RESULT_BYTES: usize = 32 * 1024 * 1024;
+/// Response headers a guest may return.
+pub const MAX_RESPONSE_HEADERS: usize = 1000;
+/// Bytes of WebSocket messages one event may queue (sends are applied after
+/// its commit); a batch of events is committed early when its sends reach it.
+pub const MAX_EVENT_SEND_BYTES: usize = 64 * 1024 * 1024;
+/// Default budget of bytes queued to one WebSocket that the client has not
+/// read yet; beyond it the socket is closed with 1008.
+pub const DEFAULT_WS_SEND_QUEUE_BYTES: usize = 8 * 1024 * 1024;
+/// How long one WebSocket write may block on a client that does not read.
+pub const DEFAULT_WS_WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default bytes of queued events per object (request bodies, RPC arguments).
+pub const DEFAULT_MAILBOX_BYTES: usize = 64 * 1024 * 1024;
+/// Default bytes of request bodies in flight in the whole host.
+pub const DEFAULT_MAX_INFLIGHT_BYTES: usize = 512 * 1024 * 1024;
+/// File descriptors kept for the host itself (listener, alarm index, logs,
+/// cache, temp files, the answer to a refused connection).
+pub const FD_RESERVE: u64 = 128;
+/// File descriptors an active object holds (database and WAL; EXCLUSIVE
+/// locking needs no -shm), plus one for a temporary file.
+pub const FDS_PER_OBJECT: u64 = 3;
+/// The latest alarm time (epoch ms): 9999-12-31T23:59:59.999Z.
+pub const MAX_ALARM_MS: i64 = 253_402_300_799_999;
 /// Nested transactions (savepoints) open at once within one event.
 pub const MAX_NESTED_TRANSACTIONS: u32 = 64;
 

@@ -42,6 +42,12 @@ pub struct Metrics {
     pub socket_auto_responses: Counter,
     pub socket_wakeups: Counter,
     pub alarms: Family<AlarmLabels, Counter>,
+    /// Objects with a running actor (active, or waiting for a slot).
+    pub actors: Gauge,
+    /// Objects the socket hub keeps an entry for (those with open sockets).
+    pub socket_objects: Gauge,
+    /// Bytes of temporary files of guest queries.
+    pub temp_bytes: Gauge,
     event_counters: std::sync::RwLock<EventCounters>,
 }
 
@@ -75,6 +81,9 @@ impl Default for Metrics {
             socket_auto_responses: Counter::default(),
             socket_wakeups: Counter::default(),
             alarms: Family::default(),
+            actors: Gauge::default(),
+            socket_objects: Gauge::default(),
+            temp_bytes: Gauge::default(),
             event_counters: Default::default(),
             registry: Registry::default(),
         };
@@ -142,6 +151,21 @@ impl Default for Metrics {
             "dohost_alarms",
             "Alarm handler runs (fired), retries scheduled (retried) and alarms given up (failed)",
             m.alarms.clone(),
+        );
+        registry.register(
+            "dohost_actors",
+            "Objects with a running actor (active, or waiting for an active slot)",
+            m.actors.clone(),
+        );
+        registry.register(
+            "dohost_websocket_objects",
+            "Objects with at least one open WebSocket",
+            m.socket_objects.clone(),
+        );
+        registry.register(
+            "dohost_temp_bytes",
+            "Bytes of temporary files of guest queries (limits.max_temp_bytes)",
+            m.temp_bytes.clone(),
         );
         Metrics { registry, ..m }
     }

@@ -66,6 +66,76 @@ pub fn check_cycle(
     Ok(())
 }
 
+/// Which object is waiting on which, across requests. The chain of one
+/// request catches A → B → A; two requests can still deadlock: A (serving
+/// one request) calls B while B (serving another) calls A, and each waits
+/// for the other's event to end. Before a call, the caller follows the
+/// waits from its target: reaching itself means the call would never end,
+/// so it fails at once instead of after `limits.call_timeout`.
+#[derive(Default)]
+pub struct WaitGraph {
+    /// Caller → the object it waits on (one call at a time per object).
+    edges: std::sync::Mutex<std::collections::HashMap<(Arc<str>, ObjectId), ChainLink>>,
+}
+
+/// A registered wait; dropping it ends the wait.
+pub struct Waiting<'a> {
+    graph: &'a WaitGraph,
+    from: Option<(Arc<str>, ObjectId)>,
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        if let Some(from) = self.from.take() {
+            let mut edges = self.graph.edges.lock().unwrap_or_else(|p| p.into_inner());
+            edges.remove(&from);
+        }
+    }
+}
+
+impl WaitGraph {
+    /// Registers that the last object of `chain` waits on `target`, or
+    /// fails if `target` (transitively) waits on it.
+    pub fn wait_on(&self, chain: &CallChain, target: &Target) -> Result<Waiting<'_>, String> {
+        let Some(caller) = chain.last() else {
+            return Ok(Waiting {
+                graph: self,
+                from: None,
+            });
+        };
+        let from = (caller.class.clone(), caller.id);
+        let mut edges = self.edges.lock().unwrap_or_else(|p| p.into_inner());
+        let mut path = vec![ChainLink {
+            class: target.class.as_str().into(),
+            id: target.id,
+            name: target.name.clone(),
+        }];
+        let mut at = (Arc::<str>::from(target.class.as_str()), target.id);
+        while let Some(next) = edges.get(&at) {
+            path.push(next.clone());
+            if (next.class.clone(), next.id) == from {
+                let shown: Vec<String> = std::iter::once(caller.to_string())
+                    .chain(path.iter().map(ToString::to_string))
+                    .collect();
+                return Err(format!(
+                    "call deadlock: {} (another request is waiting the other way; each object \
+                     runs one event at a time)",
+                    shown.join(" → ")
+                ));
+            }
+            at = (next.class.clone(), next.id);
+            if path.len() > edges.len() + 1 {
+                break;
+            }
+        }
+        edges.insert(from.clone(), path[0].clone());
+        Ok(Waiting {
+            graph: self,
+            from: Some(from),
+        })
+    }
+}
+
 /// The object a call goes to.
 #[derive(Clone, Debug)]
 pub struct Target {
@@ -129,6 +199,40 @@ impl Peers for NoPeers {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn target(class: &str, name: &str) -> Target {
+        Target {
+            class: class.into(),
+            id: ObjectId::from_name(class, name),
+            name: Some(name.into()),
+        }
+    }
+
+    #[test]
+    fn two_requests_calling_each_others_objects_are_a_deadlock_caught_at_once() {
+        let graph = WaitGraph::default();
+        let a: CallChain = Arc::new(vec![link("A", "a")]);
+        let b: CallChain = Arc::new(vec![link("B", "b")]);
+        // A waits on B (request 1)...
+        let waiting = graph.wait_on(&a, &target("B", "b")).unwrap();
+        // ...then B (request 2) calls A: it would wait for itself.
+        let err = graph.wait_on(&b, &target("A", "a")).err().unwrap();
+        assert!(err.contains("call deadlock: B:b → A:a → B:b"), "{err}");
+        // Once A's call ends, B may call A.
+        drop(waiting);
+        assert!(graph.wait_on(&b, &target("A", "a")).is_ok());
+    }
+
+    #[test]
+    fn waits_that_do_not_close_a_circle_are_fine() {
+        let graph = WaitGraph::default();
+        let a: CallChain = Arc::new(vec![link("A", "a")]);
+        let c: CallChain = Arc::new(vec![link("C", "c")]);
+        let _ab = graph.wait_on(&a, &target("B", "b")).unwrap();
+        let _cb = graph.wait_on(&c, &target("B", "b")).unwrap();
+        let b: CallChain = Arc::new(vec![link("B", "b")]);
+        assert!(graph.wait_on(&b, &target("D", "d")).is_ok());
+    }
 
     fn link(class: &str, name: &str) -> ChainLink {
         ChainLink {

@@ -6,36 +6,108 @@
 //! lock and only if its mailbox is empty; so no event is ever sent to an actor
 //! that has left, and a new actor is only spawned after the old one left.
 
-use crate::id::ObjectId;
+pub use crate::id::ObjectKey;
 use crate::object::Envelope;
 use dashmap::DashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::collections::HashSet;
+use std::hash::{Hash, Hasher};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, Notify, OwnedSemaphorePermit, Semaphore};
 
 /// At most this many slots are kept free by evicting ahead of demand (and
 /// at most 1/16 of `max_active`).
 const MAX_HEADROOM: usize = 16;
-
-/// Identifies an object across classes.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ObjectKey {
-    pub class: Arc<str>,
-    pub id: ObjectId,
-}
-
-impl std::fmt::Display for ObjectKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}/{}", self.class, self.id)
-    }
-}
+/// Hibernated objects tracked for the `dohost_objects_hibernated` gauge; past
+/// it the gauge stops counting new ones (it must not grow with every object
+/// that ever hibernated).
+const MAX_TRACKED_HIBERNATED: usize = 1_000_000;
 
 /// Why an event could not be enqueued.
 #[derive(Debug)]
 pub enum Enqueue {
-    /// The mailbox is full; the event is handed back.
+    /// The mailbox holds its limit of events; the event is handed back.
     Full(Box<Envelope>),
+    /// The mailbox holds its limit of bytes; the event is handed back.
+    FullBytes(Box<Envelope>),
+}
+
+/// The sending side of an object's mailbox: at most `events` events and
+/// `max_bytes` bytes of them (request bodies and arguments).
+#[derive(Clone)]
+pub struct Mailbox {
+    tx: mpsc::Sender<Envelope>,
+    shared: Arc<MailboxBytes>,
+}
+
+struct MailboxBytes {
+    held: AtomicUsize,
+    max: usize,
+    /// Signalled when the actor takes events (room for waiting senders).
+    drained: Notify,
+}
+
+/// The actor's side of its mailbox.
+pub struct MailboxReceiver {
+    rx: mpsc::Receiver<Envelope>,
+    shared: Arc<MailboxBytes>,
+}
+
+impl Mailbox {
+    pub fn new(events: usize, max_bytes: usize) -> (Mailbox, MailboxReceiver) {
+        let (tx, rx) = mpsc::channel(events);
+        let shared = Arc::new(MailboxBytes {
+            held: AtomicUsize::new(0),
+            max: max_bytes,
+            drained: Notify::new(),
+        });
+        let receiver = MailboxReceiver {
+            rx,
+            shared: shared.clone(),
+        };
+        (Mailbox { tx, shared }, receiver)
+    }
+
+    /// True if `weight` more bytes would go over the byte budget (one event
+    /// larger than the budget still goes into an empty mailbox).
+    fn over_bytes(&self, weight: usize) -> bool {
+        let held = self.shared.held.load(Ordering::SeqCst);
+        held > 0 && held + weight > self.shared.max
+    }
+
+    fn try_send(&self, envelope: Envelope) -> Result<(), mpsc::error::TrySendError<Envelope>> {
+        let weight = envelope.weight;
+        self.shared.held.fetch_add(weight, Ordering::SeqCst);
+        self.tx.try_send(envelope).inspect_err(|_| {
+            self.shared.held.fetch_sub(weight, Ordering::SeqCst);
+        })
+    }
+}
+
+impl MailboxReceiver {
+    fn took(&self, envelope: &Envelope) {
+        self.shared
+            .held
+            .fetch_sub(envelope.weight, Ordering::SeqCst);
+        self.shared.drained.notify_waiters();
+    }
+
+    pub async fn recv(&mut self) -> Option<Envelope> {
+        let envelope = self.rx.recv().await?;
+        self.took(&envelope);
+        Some(envelope)
+    }
+
+    pub fn try_recv(&mut self) -> Option<Envelope> {
+        let envelope = self.rx.try_recv().ok()?;
+        self.took(&envelope);
+        Some(envelope)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rx.is_empty()
+    }
 }
 
 /// An active object's entry for LRU eviction.
@@ -74,8 +146,9 @@ impl Drop for ActivePermit {
 }
 
 pub struct Registry {
-    actors: DashMap<ObjectKey, mpsc::Sender<Envelope>>,
-    hibernated: DashMap<ObjectKey, ()>,
+    actors: DashMap<ObjectKey, Mailbox>,
+    /// Hashes of objects hibernated and not woken since (bounded).
+    hibernated: Mutex<HashSet<u64>>,
     slots: DashMap<ObjectKey, Arc<ActiveSlot>>,
     permits: Arc<Semaphore>,
     /// Free slots kept by evicting ahead of demand (see [`Registry::activate`]).
@@ -87,7 +160,7 @@ impl Registry {
     pub fn new(max_active: usize) -> Arc<Registry> {
         Arc::new(Registry {
             actors: DashMap::new(),
-            hibernated: DashMap::new(),
+            hibernated: Mutex::default(),
             slots: DashMap::new(),
             permits: Arc::new(Semaphore::new(max_active)),
             headroom: (max_active / 16).min(MAX_HEADROOM),
@@ -104,11 +177,14 @@ impl Registry {
         &self,
         key: &ObjectKey,
         envelope: Envelope,
-        spawn: &dyn Fn() -> mpsc::Sender<Envelope>,
+        spawn: &(dyn Fn() -> Mailbox + Sync),
     ) -> Result<(), Enqueue> {
         let mut envelope = envelope;
         loop {
             let entry = self.actors.entry(key.clone()).or_insert_with(spawn);
+            if entry.over_bytes(envelope.weight) {
+                return Err(Enqueue::FullBytes(Box::new(envelope)));
+            }
             match entry.try_send(envelope) {
                 Ok(()) => return Ok(()),
                 Err(mpsc::error::TrySendError::Full(e)) => return Err(Enqueue::Full(Box::new(e))),
@@ -123,9 +199,36 @@ impl Registry {
         }
     }
 
+    /// Enqueues `envelope` for `key`, waiting while its mailbox is full (the
+    /// caller is a reader that can pause, such as a WebSocket).
+    pub async fn enqueue_wait(
+        &self,
+        key: &ObjectKey,
+        mut envelope: Envelope,
+        spawn: &(dyn Fn() -> Mailbox + Sync),
+    ) {
+        loop {
+            // Listen for the actor taking events before trying, so that a
+            // drain between the attempt and the wait is not missed.
+            let shared = self.actors.get(key).map(|m| m.shared.clone());
+            let drained = shared.as_ref().map(|s| s.drained.notified());
+            tokio::pin!(drained);
+            if let Some(d) = drained.as_mut().as_pin_mut() {
+                d.enable();
+            }
+            match self.enqueue(key, envelope, spawn) {
+                Ok(()) => return,
+                Err(Enqueue::Full(back) | Enqueue::FullBytes(back)) => envelope = *back,
+            }
+            if let Some(d) = drained.as_pin_mut() {
+                d.await;
+            }
+        }
+    }
+
     /// Removes the actor of `key` if its mailbox is empty. Returns true if it
     /// left; false if events arrived meanwhile (it must keep running).
-    pub fn leave_if_idle(&self, key: &ObjectKey, mailbox: &mpsc::Receiver<Envelope>) -> bool {
+    pub fn leave_if_idle(&self, key: &ObjectKey, mailbox: &MailboxReceiver) -> bool {
         self.actors
             .remove_if(key, |_, _| mailbox.is_empty())
             .is_some()
@@ -141,12 +244,22 @@ impl Registry {
         self.slots.contains_key(key)
     }
 
-    pub fn mark_hibernated(&self, key: &ObjectKey) -> bool {
-        self.hibernated.insert(key.clone(), ()).is_none()
+    fn key_hash(key: &ObjectKey) -> u64 {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        key.hash(&mut h);
+        h.finish()
     }
 
+    /// Records that `key` hibernated; true if it was not counted yet.
+    pub fn mark_hibernated(&self, key: &ObjectKey) -> bool {
+        let mut set = self.hibernated.lock().unwrap_or_else(|p| p.into_inner());
+        set.len() < MAX_TRACKED_HIBERNATED && set.insert(Self::key_hash(key))
+    }
+
+    /// Records that `key` woke; true if it was counted as hibernated.
     pub fn mark_woken(&self, key: &ObjectKey) -> bool {
-        self.hibernated.remove(key).is_some()
+        let mut set = self.hibernated.lock().unwrap_or_else(|p| p.into_inner());
+        set.remove(&Self::key_hash(key))
     }
 
     /// A permit to be active. When all are taken, asks the least recently used
@@ -221,6 +334,7 @@ impl Registry {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::id::ObjectId;
 
     fn key(n: u8) -> ObjectKey {
         ObjectKey {

@@ -5,12 +5,13 @@
 use crate::alarms::AlarmScheduler;
 use crate::bindings::dohost::object::types::{Request, Response};
 use crate::config::Config;
-use crate::engine::{ClassRuntime, Engine, LoadKind};
-use crate::id::ObjectId;
+use crate::data_dir::DataDirLock;
+use crate::engine::{Engine, LoadKind, LoadedClass};
+use crate::id::{ObjectId, ObjectKey};
 use crate::metrics::Metrics;
 use crate::object::{Envelope, EventError, EventKind, EventOutput, ObjectActor};
-use crate::peers::{BoxFuture, CallChain, Peers, Target};
-use crate::registry::{Enqueue, ObjectKey, Registry};
+use crate::peers::{BoxFuture, CallChain, Peers, Target, WaitGraph};
+use crate::registry::{Enqueue, Registry};
 use crate::rpc::{self, RpcMethod};
 use crate::sockets::{SocketEvent, SocketHub};
 use anyhow::Context;
@@ -21,14 +22,21 @@ use std::sync::{Arc, Weak};
 use tokio::sync::oneshot;
 use wasmtime::component::Val;
 
+/// The reply to an event, once its batch has committed.
+pub type EventReply = oneshot::Receiver<Result<EventOutput, EventError>>;
+
 pub struct Runtime {
     pub config: Config,
     pub engine: Engine,
-    classes: BTreeMap<String, Arc<ClassRuntime>>,
+    classes: BTreeMap<String, Arc<LoadedClass>>,
     pub registry: Arc<Registry>,
     pub metrics: Metrics,
     pub sockets: Arc<SocketHub>,
     pub alarms: Arc<AlarmScheduler>,
+    /// Which object waits on which (cross-request call deadlocks).
+    waits: WaitGraph,
+    /// Held for the life of the runtime: no second host on this data dir.
+    _lock: DataDirLock,
     /// Itself, for handing out to actors spawned from `&self`.
     me: Weak<Runtime>,
 }
@@ -55,8 +63,17 @@ impl Runtime {
     pub fn new(config: Config) -> anyhow::Result<Arc<Runtime>> {
         std::fs::create_dir_all(&config.data_dir)
             .with_context(|| format!("creating data dir {}", config.data_dir.display()))?;
-        // Before any database opens: commits of all objects share flushes, and
-        // (test builds only) the failpoint VFS goes on top of that.
+        let lock = DataDirLock::take(&config.data_dir)?;
+        // Before any database opens: temporary files go to a bounded place
+        // in the data dir, commits of all objects share flushes, and (test
+        // builds only) the failpoint VFS goes on top of that.
+        crate::storage::temp_files::install(&config.data_dir, config.limits.max_temp_bytes)
+            .with_context(|| {
+                format!(
+                    "setting up temporary files under {}",
+                    config.data_dir.display()
+                )
+            })?;
         crate::storage::group_sync::install(&config.data_dir).with_context(|| {
             format!(
                 "installing the group-sync VFS on {}",
@@ -64,7 +81,7 @@ impl Runtime {
             )
         })?;
         crate::failpoints::install_from_env();
-        let engine = Engine::new(&config.limits, &config.cache_dir)?;
+        let engine = Engine::new(&config.limits, &config.cache_dir, &config.classes)?;
         let mut classes = BTreeMap::new();
         for class in &config.classes {
             let loaded = engine.load_class(class)?;
@@ -85,11 +102,13 @@ impl Runtime {
         Ok(Arc::new_cyclic(|me| Runtime {
             alarms: Arc::new(alarms),
             registry: Registry::new(config.limits.max_active),
+            sockets: Arc::new(SocketHub::new(config.limits.max_ws_send_queue_bytes)),
             config,
             engine,
             classes,
             metrics: Metrics::default(),
-            sockets: Arc::default(),
+            waits: WaitGraph::default(),
+            _lock: lock,
             me: me.clone(),
         }))
     }
@@ -98,7 +117,7 @@ impl Runtime {
         self.me.upgrade().expect("the runtime outlives its users")
     }
 
-    pub fn class(&self, name: &str) -> Option<&Arc<ClassRuntime>> {
+    pub fn class(&self, name: &str) -> Option<&Arc<LoadedClass>> {
         self.classes.get(name)
     }
 
@@ -106,7 +125,7 @@ impl Runtime {
         self.classes.keys().map(String::as_str).collect()
     }
 
-    fn known_class(&self, name: &str) -> Result<&Arc<ClassRuntime>, CallError> {
+    fn known_class(&self, name: &str) -> Result<&Arc<LoadedClass>, CallError> {
         self.class(name).ok_or_else(|| CallError::UnknownClass {
             class: name.to_string(),
             known: self.class_names().join(", "),
@@ -125,7 +144,7 @@ impl Runtime {
     /// Delivers an HTTP request to an object's `fetch` handler.
     pub async fn fetch(
         &self,
-        class: &Arc<ClassRuntime>,
+        class: &Arc<LoadedClass>,
         id: ObjectId,
         name: Option<String>,
         request: Request,
@@ -133,7 +152,7 @@ impl Runtime {
     ) -> Result<Response, EventError> {
         let kind = EventKind::Fetch {
             request,
-            upgrade: false,
+            upgrade: None,
         };
         match self.deliver(class, id, name, kind, callers).await? {
             EventOutput::Response(r) => Ok(r),
@@ -141,18 +160,21 @@ impl Runtime {
         }
     }
 
-    /// Delivers a request that asks for a WebSocket upgrade: the answer is
-    /// either an ordinary response or an accepted socket with its 101.
+    /// Delivers a request that asks for a WebSocket upgrade, with the
+    /// connection to serve the socket from: the answer is either an ordinary
+    /// response or an accepted socket with its 101 (the object then serves
+    /// the connection itself, even if the caller goes away).
     pub async fn fetch_upgrade(
         &self,
-        class: &Arc<ClassRuntime>,
+        class: &Arc<LoadedClass>,
         id: ObjectId,
         name: Option<String>,
         request: Request,
+        connection: crate::sockets::PendingConnection,
     ) -> Result<EventOutput, EventError> {
         let kind = EventKind::Fetch {
             request,
-            upgrade: true,
+            upgrade: Some(connection),
         };
         self.deliver(class, id, name, kind, CallChain::default())
             .await
@@ -160,37 +182,24 @@ impl Runtime {
 
     /// Queues a WebSocket event for an object, waiting for room in its mailbox
     /// (the socket's reader pauses meanwhile: backpressure, nothing dropped).
+    /// Returns the event's reply.
     pub async fn deliver_socket_event(
         &self,
-        class: &Arc<ClassRuntime>,
+        class: &Arc<LoadedClass>,
         id: ObjectId,
         name: Option<String>,
         event: SocketEvent,
-    ) {
+    ) -> EventReply {
         let key = ObjectKey {
             class: class.name.clone(),
             id,
         };
-        let (reply, _ignored) = oneshot::channel();
-        let mut envelope = Envelope {
-            kind: EventKind::Socket(event),
-            name,
-            callers: CallChain::default(),
-            reply,
-        };
+        let (reply, response) = oneshot::channel();
+        let envelope = Envelope::new(EventKind::Socket(event), name, CallChain::default(), reply);
         let spawn = || ObjectActor::spawn(self.arc(), Arc::clone(class), id);
-        loop {
-            match self.registry.enqueue(&key, envelope, &spawn) {
-                Ok(()) => {
-                    self.metrics.mailbox_depth.inc();
-                    return;
-                }
-                Err(Enqueue::Full(back)) => {
-                    envelope = *back;
-                    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-                }
-            }
-        }
+        self.registry.enqueue_wait(&key, envelope, &spawn).await;
+        self.metrics.mailbox_depth.inc();
+        response
     }
 
     /// Starts the background work of the runtime (the alarm scheduler).
@@ -199,9 +208,8 @@ impl Runtime {
         tokio::spawn(self.alarms.clone().run(move |key| {
             let me = me.clone();
             async move {
-                match me.upgrade() {
-                    Some(rt) => rt.deliver_alarm(key).await,
-                    None => true,
+                if let Some(rt) = me.upgrade() {
+                    rt.deliver_alarm(key).await;
                 }
             }
         }));
@@ -230,21 +238,18 @@ impl Runtime {
         }
     }
 
-    /// Runs an object's alarm event; false if it could not be delivered (the
-    /// scheduler tries again soon).
-    async fn deliver_alarm(&self, key: ObjectKey) -> bool {
+    /// Runs an object's alarm event (the scheduler tries again later if it
+    /// could not be delivered).
+    async fn deliver_alarm(&self, key: ObjectKey) {
         let Some(class) = self.class(&key.class).cloned() else {
-            return true;
+            return;
         };
-        match self
+        let delivered = self
             .deliver(&class, key.id, None, EventKind::Alarm, CallChain::default())
-            .await
-        {
-            Ok(_) | Err(EventError::Guest { .. }) => true,
-            Err(e) => {
-                tracing::warn!("alarm of {key} not delivered, retrying soon: {e}");
-                false
-            }
+            .await;
+        match delivered {
+            Ok(_) | Err(EventError::Guest { .. }) => {}
+            Err(e) => tracing::warn!("alarm of {key} not delivered, retrying soon: {e}"),
         }
     }
 
@@ -252,6 +257,9 @@ impl Runtime {
     pub fn render_metrics(&self) -> String {
         let m = &self.metrics;
         m.sockets_active.set(self.sockets.open_sockets() as i64);
+        m.actors.set(self.registry.actors() as i64);
+        m.socket_objects.set(self.sockets.entries() as i64);
+        m.temp_bytes.set(crate::storage::temp_files::used() as i64);
         let hibernated = self
             .sockets
             .objects_with_sockets()
@@ -270,7 +278,7 @@ impl Runtime {
         &self,
         class: &str,
         method: &str,
-    ) -> Result<(&Arc<ClassRuntime>, &Arc<RpcMethod>), CallError> {
+    ) -> Result<(&Arc<LoadedClass>, &Arc<RpcMethod>), CallError> {
         let class_rt = self.known_class(class)?;
         let m = class_rt
             .rpc
@@ -313,7 +321,7 @@ impl Runtime {
 
     async fn deliver(
         &self,
-        class: &Arc<ClassRuntime>,
+        class: &Arc<LoadedClass>,
         id: ObjectId,
         name: Option<String>,
         kind: EventKind,
@@ -325,12 +333,7 @@ impl Runtime {
         };
         let label = kind.label();
         let (reply, response) = oneshot::channel();
-        let envelope = Envelope {
-            kind,
-            name,
-            callers,
-            reply,
-        };
+        let envelope = Envelope::new(kind, name, callers, reply);
         let spawn = || ObjectActor::spawn(self.arc(), Arc::clone(class), id);
         match self.registry.enqueue(&key, envelope, &spawn) {
             Ok(()) => self.metrics.mailbox_depth.inc(),
@@ -339,6 +342,13 @@ impl Runtime {
                 return Err(EventError::Overloaded {
                     object: key.to_string(),
                     limit: self.config.limits.mailbox,
+                });
+            }
+            Err(Enqueue::FullBytes(_)) => {
+                self.metrics.event(&class.name, label, "overloaded");
+                return Err(EventError::OverloadedBytes {
+                    object: key.to_string(),
+                    limit: self.config.limits.mailbox_bytes,
                 });
             }
         };
@@ -364,11 +374,16 @@ impl Peers for Runtime {
     ) -> BoxFuture<Result<Value, String>> {
         let rt = self.arc();
         Box::pin(async move {
+            let _waiting = rt.waits.wait_on(&chain, &target)?;
             let Target { class, id, name } = target;
             let timeout = rt.config.limits.call_timeout;
             let call = rt.call(&class, id, name, &method, &args, chain);
             match tokio::time::timeout(timeout, call).await {
-                Ok(Ok((_, value))) => Ok(value.as_ref().map_or(Value::Null, rpc::json::encode)),
+                Ok(Ok((_, value))) => match &value {
+                    Some(v) => rpc::json::encode_bounded(v, crate::limits::MAX_RPC_RESULT_BYTES)
+                        .map_err(|e| format!("{class}/{id} {method}: {e}")),
+                    None => Ok(Value::Null),
+                },
                 Ok(Err(e)) => Err(e.to_string()),
                 Err(_) => Err(format!(
                     "timeout: {class}/{id} did not answer {method} within {timeout:?} (limits.call_timeout)"
@@ -385,6 +400,7 @@ impl Peers for Runtime {
     ) -> BoxFuture<Result<Response, String>> {
         let rt = self.arc();
         Box::pin(async move {
+            let _waiting = rt.waits.wait_on(&chain, &target)?;
             let Target { class, id, name } = target;
             let timeout = rt.config.limits.call_timeout;
             let class_rt = rt.known_class(&class).map_err(|e| e.to_string())?.clone();

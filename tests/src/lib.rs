@@ -91,6 +91,10 @@ pub fn manifest(classes: &[(&str, PathBuf)], extra: &str) -> String {
         "cache_dir = {:?}\n",
         root().join("target/dohost-test-cache")
     ));
+    // Error bodies with the guest's output: tests read panic messages.
+    if !extra.contains("dev =") {
+        m.push_str("dev = true\n");
+    }
     m.push_str(extra);
     m.push('\n');
     for (name, path) in classes {
@@ -104,14 +108,62 @@ pub fn manifest(classes: &[(&str, PathBuf)], extra: &str) -> String {
     m
 }
 
+/// How to start a host beyond the defaults (see [`TestHost::launch_with`]).
+#[derive(Clone)]
+pub struct Launch {
+    pub classes: Vec<(&'static str, PathBuf)>,
+    /// Extra top-level manifest TOML.
+    pub extra: String,
+    pub env: Vec<(String, String)>,
+    /// Extra `dohost serve` arguments.
+    pub args: Vec<String>,
+    pub listen: String,
+    /// The soft and hard `RLIMIT_NOFILE` of the host process.
+    pub nofile: Option<u64>,
+    /// Run the failpoint build.
+    pub failpoints: bool,
+    /// Serve this data dir instead of the host's own.
+    pub data_dir: Option<PathBuf>,
+}
+
+impl Default for Launch {
+    fn default() -> Self {
+        Launch {
+            classes: standard_classes(),
+            extra: String::new(),
+            env: Vec::new(),
+            args: Vec::new(),
+            listen: "127.0.0.1:0".into(),
+            nofile: None,
+            failpoints: false,
+            data_dir: None,
+        }
+    }
+}
+
+/// The id of the object `name` of `class`, as the host derives it.
+pub fn id_of(class: &str, name: &str) -> String {
+    dohost::id::ObjectId::from_name(class, name).to_string()
+}
+
+/// Log lines kept from the start of a host (startup lines come before any
+/// subscriber exists).
+const LOG_HISTORY: usize = 20_000;
+
 /// A running `dohost serve`.
 pub struct TestHost {
     child: Option<Child>,
-    /// The binary and extra environment of the next launch.
+    /// The binary, environment, arguments and limits of the next launch.
     bin: PathBuf,
     env: Vec<(String, String)>,
+    args: Vec<String>,
+    listen: String,
+    nofile: Option<u64>,
+    data_dir_override: Option<PathBuf>,
     /// Lines the host writes to stderr (its log), for `wait_for_log`.
     log: tokio::sync::broadcast::Sender<String>,
+    /// The first `LOG_HISTORY` lines of the host's log.
+    history: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
     pub url: String,
     pub dir: tempfile::TempDir,
     pub client: reqwest::Client,
@@ -157,7 +209,70 @@ impl TestHost {
         Self::start_env(&standard_classes(), extra, bin, env).await
     }
 
+    /// Starts a host as `launch` says.
+    pub async fn launch_with(launch: Launch) -> TestHost {
+        let bin = if launch.failpoints {
+            root().join("target/release/dohost-failpoints")
+        } else {
+            dohost_bin()
+        };
+        let mut host = Self::prepare(&launch.classes, &launch.extra, bin, launch.env);
+        host.args = launch.args;
+        host.listen = launch.listen;
+        host.nofile = launch.nofile;
+        host.data_dir_override = launch.data_dir;
+        host.launch().await;
+        host
+    }
+
+    /// Starts `dohost serve` as `launch` says and expects it to stop at once
+    /// with an error; returns its exit code and stderr.
+    pub async fn launch_failing(launch: Launch) -> (Option<i32>, String) {
+        let mut host = Self::prepare(&launch.classes, &launch.extra, dohost_bin(), launch.env);
+        host.args = launch.args;
+        host.listen = launch.listen;
+        host.data_dir_override = launch.data_dir;
+        let output = tokio::time::timeout(
+            Duration::from_secs(60),
+            host.command().kill_on_drop(true).output(),
+        )
+        .await
+        .expect("the host did not stop")
+        .expect("spawn dohost");
+        (
+            output.status.code(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    }
+
+    /// A line of the host's log containing `needle`, waiting for it if it
+    /// has not been written yet.
+    pub async fn log_containing(&self, needle: &str) -> String {
+        let mut lines = self.log_lines();
+        if let Some(line) = self
+            .history
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|l| l.contains(needle))
+        {
+            return line.clone();
+        }
+        wait_for_line(&mut lines, needle).await
+    }
+
     async fn start_env(
+        classes: &[(&str, PathBuf)],
+        extra: &str,
+        bin: PathBuf,
+        env: Vec<(String, String)>,
+    ) -> TestHost {
+        let mut host = Self::prepare(classes, extra, bin, env);
+        host.launch().await;
+        host
+    }
+
+    fn prepare(
         classes: &[(&str, PathBuf)],
         extra: &str,
         bin: PathBuf,
@@ -166,42 +281,76 @@ impl TestHost {
         let dir = tempfile::tempdir().expect("temp dir");
         std::fs::write(dir.path().join("dohost.toml"), manifest(classes, extra))
             .expect("write manifest");
-        let mut host = TestHost {
+        TestHost {
             child: None,
             bin,
             env,
+            args: Vec::new(),
+            listen: "127.0.0.1:0".into(),
+            nofile: None,
+            data_dir_override: None,
             log: tokio::sync::broadcast::channel(1024).0,
+            history: Default::default(),
             url: String::new(),
             dir,
             client: reqwest::Client::builder()
                 .timeout(Duration::from_secs(60))
                 .build()
                 .expect("http client"),
-        };
-        host.launch().await;
-        host
+        }
     }
 
     pub fn data_dir(&self) -> PathBuf {
-        self.dir.path().join("data")
+        match &self.data_dir_override {
+            Some(dir) => dir.clone(),
+            None => self.dir.path().join("data"),
+        }
     }
 
-    async fn launch(&mut self) {
-        let mut child = Command::new(&self.bin)
+    /// The manifest's path.
+    pub fn manifest_path(&self) -> PathBuf {
+        self.dir.path().join("dohost.toml")
+    }
+
+    fn command(&self) -> Command {
+        let mut command = Command::new(&self.bin);
+        command
             .arg("serve")
             .arg("--config")
-            .arg(self.dir.path().join("dohost.toml"))
+            .arg(self.manifest_path())
             .arg("--listen")
-            .arg("127.0.0.1:0")
+            .arg(&self.listen)
             .arg("--data-dir")
             .arg(self.data_dir())
+            .args(&self.args)
             .env(
                 "DOHOST_LOG",
-                std::env::var("DOHOST_LOG").unwrap_or_else(|_| "warn,guest=info".into()),
+                std::env::var("DOHOST_LOG").unwrap_or_else(|_| "info,guest=info".into()),
             )
             .envs(self.env.iter().cloned())
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
+            .stderr(Stdio::piped());
+        if let Some(n) = self.nofile {
+            // SAFETY: only async-signal-safe calls between fork and exec.
+            unsafe {
+                command.pre_exec(move || {
+                    let lim = libc::rlimit {
+                        rlim_cur: n,
+                        rlim_max: n,
+                    };
+                    if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
+        }
+        command
+    }
+
+    async fn launch(&mut self) {
+        let mut child = self
+            .command()
             .kill_on_drop(true)
             .spawn()
             .expect("spawn dohost");
@@ -229,11 +378,17 @@ impl TestHost {
         };
         // Keep draining stderr so the host never blocks on a full pipe.
         if let Some(stderr) = child.stderr.take() {
-            let log = self.log.clone();
+            let (log, history) = (self.log.clone(), self.history.clone());
             tokio::spawn(async move {
                 let mut lines = BufReader::new(stderr).lines();
                 while let Ok(Some(line)) = lines.next_line().await {
                     eprintln!("[dohost] {line}");
+                    {
+                        let mut h = history.lock().unwrap();
+                        if h.len() < LOG_HISTORY {
+                            h.push(line.clone());
+                        }
+                    }
                     let _ = log.send(line);
                 }
             });

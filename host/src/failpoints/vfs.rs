@@ -30,12 +30,21 @@ enum Mode {
     IoError { at: Call, n: u64, full: bool },
 }
 
+/// A write (or truncation) no real flush has covered yet.
+struct Change {
+    offset: u64,
+    /// The bytes it overwrote (empty for an append).
+    old: Vec<u8>,
+    /// The file's size before it.
+    size_before: u64,
+    /// Flushes started before it: it is durable once a later one completed.
+    flushes_started: u64,
+}
+
 #[derive(Default)]
 struct FileUndo {
-    /// Size at the last successful sync.
-    synced_size: u64,
-    /// (offset, bytes that were there) for every unsynced write, in order.
-    undo: Vec<(u64, Vec<u8>)>,
+    /// The uncovered changes, in order.
+    undo: Vec<Change>,
 }
 
 static MODE: OnceLock<Mode> = OnceLock::new();
@@ -106,18 +115,29 @@ fn power_cut(torn: bool) -> ! {
         .unwrap_or_else(|p| p.into_inner())
         .take()
         .unwrap_or_default();
+    // What a completed flush that started after a change covered is on
+    // disk; nothing else is. (The group-sync layer below answers syncs; only
+    // its real flushes count, so a layer that stopped flushing fails here.)
+    // Changes are in time order and flushes only complete forward, so the
+    // volatile ones are a suffix.
+    let done = crate::storage::group_sync::flushes_done();
     for (path, fu) in files {
         let Ok(f) = std::fs::OpenOptions::new().write(true).open(&path) else {
             continue;
         };
-        for (i, (offset, old)) in fu.undo.iter().enumerate().rev() {
+        let volatile: Vec<&Change> = fu
+            .undo
+            .iter()
+            .filter(|c| c.flushes_started >= done)
+            .collect();
+        for (i, c) in volatile.iter().enumerate().rev() {
             if torn && i % 2 == 1 {
                 continue; // this one made it to the platter
             }
-            let _ = f.write_all_at(old, *offset);
+            let _ = f.write_all_at(&c.old, c.offset);
         }
-        if !torn {
-            let _ = f.set_len(fu.synced_size);
+        if let (false, Some(first)) = (torn, volatile.first()) {
+            let _ = f.set_len(first.size_before);
         }
     }
     eprintln!("failpoint VFS: simulated power loss");
@@ -131,16 +151,26 @@ fn counted(file: &File<'_>) -> bool {
 }
 
 /// Remembers the bytes at `offset..offset + len` of `file` (those that exist)
-/// so that a power cut can put them back.
+/// and its size, so that a power cut can put them back.
 fn remember(file: &File<'_>, offset: i64, len: i64) {
-    let size = file.size();
-    if offset >= size {
-        return;
-    }
-    let old = file.read(offset, len.min(size - offset) as usize);
+    let size = file.size().max(0);
+    let old = if offset < size {
+        file.read(offset, len.min(size - offset) as usize)
+    } else {
+        Vec::new()
+    };
+    let change = Change {
+        offset: offset.max(0) as u64,
+        old,
+        size_before: size as u64,
+        flushes_started: crate::storage::group_sync::flushes_started(),
+    };
     if let Some(files) = UNDO.lock().unwrap().as_mut() {
-        let fu = files.entry(file.path.to_string()).or_default();
-        fu.undo.push((offset as u64, old));
+        files
+            .entry(file.path.to_string())
+            .or_default()
+            .undo
+            .push(change);
     }
 }
 
@@ -148,14 +178,8 @@ struct Failpoints;
 
 impl Layer for Failpoints {
     fn opened(&self, file: &File<'_>) {
-        let size = file.size().max(0) as u64;
         if let Some(files) = UNDO.lock().unwrap().as_mut() {
-            files
-                .entry(file.path.to_string())
-                .or_insert_with(|| FileUndo {
-                    synced_size: size,
-                    undo: Vec::new(),
-                });
+            files.entry(file.path.to_string()).or_default();
         }
     }
 
@@ -222,15 +246,12 @@ impl Layer for Failpoints {
     }
 
     fn synced(&self, file: &File<'_>) {
-        // The group-sync layer below answered without flushing: still volatile.
-        if crate::storage::group_sync::is_fresh_wal_header(file) {
-            return;
-        }
-        let size = file.size().max(0) as u64;
+        // Forget the changes a real flush has covered (the layer below may
+        // have answered without flushing: a fresh WAL header).
+        let done = crate::storage::group_sync::flushes_done();
         if let Some(files) = UNDO.lock().unwrap().as_mut() {
             let fu = files.entry(file.path.to_string()).or_default();
-            fu.undo.clear();
-            fu.synced_size = size;
+            fu.undo.retain(|c| c.flushes_started >= done);
         }
     }
 }

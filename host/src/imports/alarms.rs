@@ -13,21 +13,27 @@ pub fn add_to_linker(linker: &mut Linker<InstanceState>) -> wasmtime::Result<()>
 
 impl wit::Host for InstanceState {
     fn set_alarm(&mut self, epoch_ms: i64) -> wasmtime::Result<Result<(), String>> {
+        if let Err(e) = alarms::check_time(epoch_ms) {
+            return Ok(Err(e));
+        }
         // A new alarm starts with a clean retry count.
-        let result = alarms::write(&self.db, Some((epoch_ms, 0)));
-        self.alarm_dirty = true;
-        Ok(result.map_err(|e| self.storage_error(e)))
+        let result = self
+            .db
+            .guest_op(true, |db| alarms::write(db, Some((epoch_ms, 0))));
+        self.effects.alarm_dirty = true;
+        self.storage_result(result)
     }
 
     fn get_alarm(&mut self) -> wasmtime::Result<Result<Option<i64>, String>> {
-        Ok(alarms::read(&self.db)
-            .map(|a| a.map(|(at, _)| at))
-            .map_err(|e| self.storage_error(e)))
+        let result = self
+            .db
+            .guest_op(false, |db| alarms::read(db).map(|a| a.map(|(at, _)| at)));
+        self.storage_result(result)
     }
 
     fn delete_alarm(&mut self) -> wasmtime::Result<Result<(), String>> {
-        let result = alarms::write(&self.db, None);
-        self.alarm_dirty = true;
-        Ok(result.map_err(|e| self.storage_error(e)))
+        let result = self.db.guest_op(false, |db| alarms::write(db, None));
+        self.effects.alarm_dirty = true;
+        self.storage_result(result)
     }
 }

@@ -14,9 +14,10 @@ type Entry = (String, Vec<u8>);
 impl InstanceState {
     fn kv<T>(
         &mut self,
-        f: impl FnOnce(&storage::ObjectDb) -> storage::Result<T>,
+        f: impl FnOnce(&mut storage::ObjectDb) -> storage::Result<T>,
     ) -> wasmtime::Result<Result<T, String>> {
-        Ok(f(&self.db).map_err(|e| self.storage_error(e)))
+        let result = f(&mut self.db);
+        self.storage_result(result)
     }
 }
 
@@ -57,10 +58,14 @@ impl kv::Host for InstanceState {
     }
 
     fn delete_all(&mut self) -> wasmtime::Result<Result<(), String>> {
-        self.alarm_dirty = true;
-        Ok(self
-            .db
-            .delete_all(crate::storage::META_DELETED_WITH_ALL)
-            .map_err(|e| self.storage_error(e)))
+        self.effects.alarm_dirty = true;
+        // The auto-response pair goes with everything else.
+        self.effects
+            .socket_ops
+            .push(crate::sockets::SocketOp::SetAutoResponse(None));
+        let result = self.db.guest_op(true, |db| {
+            db.delete_all(crate::storage::META_DELETED_WITH_ALL)
+        });
+        self.storage_result(result)
     }
 }

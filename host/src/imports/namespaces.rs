@@ -4,14 +4,11 @@
 use crate::bindings::dohost::object::namespaces;
 use crate::bindings::dohost::object::types::{Request, Response};
 use crate::config::is_valid_class_name;
-use crate::id::ObjectId;
+use crate::id::{check_name, ObjectId};
 use crate::instance::InstanceState;
+use crate::limits::{MAX_CALL_DEPTH, MAX_KNOWN_NAME_BYTES, MAX_RPC_ARGS_BYTES};
 use crate::peers::{check_cycle, Target};
-use std::time::Instant;
 use wasmtime::component::{HasSelf, Linker};
-
-/// Names remembered per instance from `id-from-name` (then forgotten).
-const KNOWN_NAMES: usize = 1024;
 
 pub fn add_to_linker(linker: &mut Linker<InstanceState>) -> wasmtime::Result<()> {
     namespaces::add_to_linker::<_, HasSelf<_>>(linker, |s| s)
@@ -26,8 +23,8 @@ fn check_class(class: &str) -> Result<(), String> {
 }
 
 impl InstanceState {
-    /// Validates a call target: a served class, a well-formed id, no cycle.
-    /// The name is known if this instance derived the id from it.
+    /// Validates a call target: a served class, a well-formed id, no cycle,
+    /// not too deep. The name is known if this instance derived the id from it.
     fn target(&self, class: String, id: &str) -> Result<Target, String> {
         check_class(&class)?;
         if !self.peers.knows_class(&class) {
@@ -36,13 +33,27 @@ impl InstanceState {
         let id = ObjectId::parse(id).map_err(|e| e.to_string())?;
         let name = self.known_names.get(&(class.clone(), id)).cloned();
         check_cycle(&self.chain, &class, id, name.as_deref())?;
+        if self.chain.len() >= MAX_CALL_DEPTH {
+            let path: Vec<String> = self.chain.iter().map(ToString::to_string).collect();
+            return Err(format!(
+                "call depth limit: {} already wait on each other ({} objects; at most \
+                 {MAX_CALL_DEPTH} may be on one call chain)",
+                path.join(" → "),
+                self.chain.len()
+            ));
+        }
         Ok(Target { class, id, name })
     }
 
-    /// Time spent waiting on another object does not count against this
-    /// event's CPU limit.
-    fn credit_wait(&mut self, started: Instant) {
-        self.extend_deadline(started.elapsed());
+    /// Remembers the name of an id, within a byte budget (then starts over).
+    fn remember_name(&mut self, class: String, id: ObjectId, name: String) {
+        let bytes = class.len() + name.len() + 64;
+        if self.known_name_bytes + bytes > MAX_KNOWN_NAME_BYTES {
+            self.known_names.clear();
+            self.known_name_bytes = 0;
+        }
+        self.known_name_bytes += bytes;
+        self.known_names.insert((class, id), name);
     }
 }
 
@@ -52,15 +63,12 @@ impl namespaces::Host for InstanceState {
         class: String,
         name: String,
     ) -> wasmtime::Result<Result<String, String>> {
-        if let Err(e) = check_class(&class) {
+        if let Err(e) = check_class(&class).and_then(|()| check_name(&name)) {
             return Ok(Err(e));
         }
         let id = ObjectId::from_name(&class, &name);
         // Remember the name so calls through this id address the object by name.
-        if self.known_names.len() >= KNOWN_NAMES {
-            self.known_names.clear();
-        }
-        self.known_names.insert((class, id), name);
+        self.remember_name(class, id, name);
         Ok(Ok(id.to_string()))
     }
 
@@ -91,16 +99,24 @@ impl namespaces::Host for InstanceState {
             Ok(target) => target,
             Err(e) => return Ok(Err(e)),
         };
-        let args = match serde_json::from_str(&args_json) {
+        if args_json.len() > MAX_RPC_ARGS_BYTES {
+            return Ok(Err(format!(
+                "arguments too large: {} bytes of JSON (at most {MAX_RPC_ARGS_BYTES})",
+                args_json.len()
+            )));
+        }
+        let args = match crate::rpc::json::parse_strict(args_json.as_bytes()) {
             Ok(args) => args,
-            Err(e) => return Ok(Err(format!("args-json is not JSON: {e}"))),
+            Err(e) => return Ok(Err(format!("args-json is not valid JSON: {e}"))),
         };
-        let started = Instant::now();
+        // Waiting on another object does not count against this event's
+        // deadline (the call has its own, limits.call_timeout).
+        let paused = self.deadline.pause();
         let result = self
             .peers
             .call(target, method, args, self.chain.clone())
             .await;
-        self.credit_wait(started);
+        self.deadline.resume(paused);
         Ok(result.map(|v| v.to_string()))
     }
 
@@ -114,9 +130,9 @@ impl namespaces::Host for InstanceState {
             Ok(target) => target,
             Err(e) => return Ok(Err(e)),
         };
-        let started = Instant::now();
+        let paused = self.deadline.pause();
         let result = self.peers.fetch(target, req, self.chain.clone()).await;
-        self.credit_wait(started);
+        self.deadline.resume(paused);
         Ok(result)
     }
 }

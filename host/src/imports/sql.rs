@@ -37,34 +37,36 @@ impl sql::Host for InstanceState {
         params: Vec<SqlValue>,
     ) -> wasmtime::Result<Result<Cursor, String>> {
         let params: Vec<Value> = params.into_iter().map(to_sqlite).collect();
-        Ok(match self.db.exec(&query, &params) {
-            Ok(c) => Ok(Cursor {
-                columns: c.columns,
-                rows: c
-                    .rows
-                    .into_iter()
-                    .map(|r| r.into_iter().map(to_wit).collect())
-                    .collect(),
-                rows_read: c.rows_read,
-                rows_written: c.rows_written,
-            }),
-            Err(e) => Err(self.storage_error(e)),
-        })
+        let result = self.db.exec(&query, &params).map(|c| Cursor {
+            columns: c.columns,
+            rows: c
+                .rows
+                .into_iter()
+                .map(|r| r.into_iter().map(to_wit).collect())
+                .collect(),
+            rows_read: c.rows_read,
+            rows_written: c.rows_written,
+        });
+        self.storage_result(result)
     }
 
     fn database_size(&mut self) -> wasmtime::Result<Result<u64, String>> {
-        Ok(self.db.size().map_err(|e| self.storage_error(e)))
+        let result = self.db.size();
+        self.storage_result(result)
     }
 
     fn begin_nested(&mut self) -> wasmtime::Result<Result<(), String>> {
-        Ok(self.db.begin_nested().map_err(|e| self.storage_error(e)))
+        let result = self.db.guest_op(false, |db| db.begin_nested());
+        self.storage_result(result)
     }
 
     fn commit_nested(&mut self) -> wasmtime::Result<Result<(), String>> {
-        Ok(self.db.commit_nested().map_err(|e| self.storage_error(e)))
+        let result = self.db.guest_op(false, |db| db.commit_nested());
+        self.storage_result(result)
     }
 
     fn rollback_nested(&mut self) -> wasmtime::Result<Result<(), String>> {
-        Ok(self.db.rollback_nested().map_err(|e| self.storage_error(e)))
+        let result = self.db.guest_op(false, |db| db.rollback_nested());
+        self.storage_result(result)
     }
 }

@@ -5,6 +5,7 @@
 use crate::bindings::dohost::object::types::WsMessage;
 use crate::bindings::dohost::object::websockets::{self, AutoResponse};
 use crate::instance::InstanceState;
+use crate::limits::MAX_EVENT_SEND_BYTES;
 use crate::sockets::{check_tags, AutoPair, SocketId, SocketOp, SocketView, MAX_ATTACHMENT_BYTES};
 use std::collections::HashMap;
 use tokio_tungstenite::tungstenite::Message;
@@ -24,15 +25,14 @@ pub struct SocketHandle {
     pub id: SocketId,
 }
 
-/// The socket state of the running event.
+/// The socket state of the running event (its operations are in the
+/// instance's `EventEffects`).
 #[derive(Debug, Default)]
 pub struct EventSockets {
     /// The event is a fetch that asks for a WebSocket upgrade.
     pub upgrade: bool,
     /// The socket accepted by this event, with its tags.
     pub accepted: Option<(SocketId, Vec<String>)>,
-    /// Operations to apply after the commit, in order.
-    pub ops: Vec<SocketOp>,
     /// Sockets already closed that this event may still look at (the close event's).
     pub closed: HashMap<SocketId, SocketView>,
 }
@@ -52,7 +52,7 @@ impl InstanceState {
                 .view(&self.key(), id)
                 .or_else(|| self.event_sockets.closed.get(&id).cloned()),
         }?;
-        for op in &self.event_sockets.ops {
+        for op in &self.effects.socket_ops {
             if let SocketOp::Attach { id: a, data } = op {
                 if *a == id {
                     view.attachment = Some(data.clone());
@@ -65,8 +65,8 @@ impl InstanceState {
     fn socket_is_open(&self, id: SocketId) -> bool {
         let accepted_now = matches!(&self.event_sockets.accepted, Some((a, _)) if *a == id);
         let closed_now = self
-            .event_sockets
-            .ops
+            .effects
+            .socket_ops
             .iter()
             .any(|op| matches!(op, SocketOp::Close { id: c, .. } if *c == id));
         (accepted_now || self.sockets.is_open(&self.key(), id)) && !closed_now
@@ -118,7 +118,14 @@ impl websockets::HostWebSocket for InstanceState {
                 self.max_ws_message
             )));
         }
-        self.event_sockets.ops.push(SocketOp::Send {
+        if self.effects.send_bytes + len > MAX_EVENT_SEND_BYTES {
+            return Ok(Err(format!(
+                "too much to send in one event: its messages would exceed {MAX_EVENT_SEND_BYTES} \
+                 bytes (they are sent when the event commits); send the rest from a later event"
+            )));
+        }
+        self.effects.send_bytes += len;
+        self.effects.socket_ops.push(SocketOp::Send {
             id,
             message: to_message(message),
         });
@@ -143,8 +150,8 @@ impl websockets::HostWebSocket for InstanceState {
         if reason.len() > 123 {
             return Ok(Err("close reason too long: at most 123 bytes".into()));
         }
-        self.event_sockets
-            .ops
+        self.effects
+            .socket_ops
             .push(SocketOp::Close { id, code, reason });
         Ok(Ok(()))
     }
@@ -169,7 +176,7 @@ impl websockets::HostWebSocket for InstanceState {
         if self.socket_view(id).is_none() {
             return Ok(Err(format!("socket {id} is closed")));
         }
-        self.event_sockets.ops.push(SocketOp::Attach { id, data });
+        self.effects.socket_ops.push(SocketOp::Attach { id, data });
         Ok(Ok(()))
     }
 
@@ -212,7 +219,9 @@ impl websockets::Host for InstanceState {
         if let Err(e) = check_tags(&tags) {
             return Ok(Err(e));
         }
-        let open = self.sockets.count(&self.key());
+        // Sockets accepted by earlier events of the batch count: they are
+        // not in the hub until the batch commits.
+        let open = self.sockets.count(&self.key()) + self.batch_accepts;
         if open >= self.max_sockets {
             return Ok(Err(format!(
                 "too many WebSockets: this object already has {open} (limits.max_sockets_per_object)"
@@ -220,7 +229,7 @@ impl websockets::Host for InstanceState {
         }
         let id = self.sockets.new_id();
         self.event_sockets.accepted = Some((id, tags.clone()));
-        self.event_sockets.ops.push(SocketOp::Accept { id, tags });
+        self.effects.socket_ops.push(SocketOp::Accept { id, tags });
         Ok(Ok(self.new_handle(id)?))
     }
 
@@ -258,24 +267,29 @@ impl websockets::Host for InstanceState {
                 ));
             }
         }
-        self.event_sockets
-            .ops
-            .push(SocketOp::SetAutoResponse(pair.map(|p| AutoPair {
-                request: p.request,
-                response: p.response,
-            })));
+        let pair = pair.map(|p| AutoPair {
+            request: p.request,
+            response: p.response,
+        });
+        // Stored with the object (so it outlives its sockets and the hub's
+        // entry), and handed to the hub when the event commits.
+        let stored = self.db.guest_op(true, |db| {
+            crate::sockets::store_auto_response(db, pair.as_ref())
+        });
+        if let Err(e) = self.storage_result(stored)? {
+            return Ok(Err(e));
+        }
+        self.effects
+            .socket_ops
+            .push(SocketOp::SetAutoResponse(pair));
         Ok(Ok(()))
     }
 
     fn get_auto_response(&mut self) -> wasmtime::Result<Option<AutoResponse>> {
-        let pending = self.event_sockets.ops.iter().rev().find_map(|op| match op {
-            SocketOp::SetAutoResponse(p) => Some(p.clone()),
-            _ => None,
-        });
-        let pair = match pending {
-            Some(p) => p,
-            None => self.sockets.auto_response(&self.key()),
-        };
+        let stored = self
+            .db
+            .guest_op(false, crate::sockets::stored_auto_response);
+        let pair = self.storage_result(stored)?.unwrap_or_default();
         Ok(pair.map(|p| AutoResponse {
             request: p.request,
             response: p.response,

@@ -1,60 +1,89 @@
-//! The alarm event of an object actor, and keeping the alarm index in step.
+//! The alarm event of an object actor.
 
+use super::run::{EventStart, Ran};
 use super::{AlarmOutcome, EventError, EventOutput, ObjectActor};
 use crate::alarms::{self, AfterFailure};
-use crate::storage::StorageError;
+use crate::instance::EventEffects;
+use crate::peers::ChainLink;
 
 impl ObjectActor {
-    /// Runs the object's alarm if it is due. Inside the handler the object has
-    /// no alarm unless the handler sets one. A returned error keeps the
-    /// handler's writes; an error or a trap schedules a retry with backoff
+    /// Runs the object's alarm if it is due. The handler (and the constructor
+    /// of an instance built for it) sees no alarm unless it sets one. A
+    /// returned error keeps the handler's writes; an error, a trap, or a
+    /// constructor or instantiation that fails schedules a retry with backoff
     /// (unless the handler set or deleted the alarm itself).
-    pub(super) async fn run_alarm(&mut self) -> Result<EventOutput, EventError> {
-        self.alarm_dirty = true;
+    pub(super) async fn run_alarm(&mut self, callers: &[ChainLink]) -> Ran {
+        // Whatever happens, the index resyncs with the object at commit.
+        let host_effects = || EventEffects {
+            alarm_dirty: true,
+            ..EventEffects::default()
+        };
+        if let Err(e) = self.db().begin_event() {
+            return (Err(self.storage_failed(e)), host_effects());
+        }
         let now = alarms::now_ms();
-        let state = alarms::read(self.db()).map_err(|e| self.storage_failed(e))?;
+        let state = match alarms::read(self.db()) {
+            Ok(state) => state,
+            Err(e) => return (Err(self.storage_failed(e)), host_effects()),
+        };
         let Some((_, retry)) = state.filter(|(at, _)| *at <= now) else {
             // Deleted or moved since it was indexed: the index resyncs at commit.
-            return Ok(EventOutput::Alarm(AlarmOutcome::NotDue));
+            return match self.db().finish_event() {
+                Ok(()) => (Ok(EventOutput::Alarm(AlarmOutcome::NotDue)), host_effects()),
+                Err(e) => (Err(self.storage_failed(e)), host_effects()),
+            };
         };
-        self.ensure_instance(false).await?;
-        let (instance, _) = self.instance.as_mut().expect("ensured");
-        let started = instance
-            .db()
-            .begin_event()
-            .and_then(|()| alarms::write(instance.db(), None));
-        if let Err(e) = started {
-            return Err(self.storage_failed(e));
+        if let Err(e) = alarms::write(self.db(), None) {
+            return (Err(self.storage_failed(e)), host_effects());
         }
-        instance.set_callers(&[]);
+        let start = EventStart {
+            callers,
+            upgrade: false,
+            batch_accepts: 0,
+        };
+        if let Err(e) = self.ensure_instance(&start, false).await {
+            // The event was undone (the alarm is back): retry it later.
+            return (self.retry_after(retry, Err(e)), host_effects());
+        }
         self.runtime.metrics.alarm(&self.key.class, "fired");
         let (instance, _) = self.instance.as_mut().expect("ensured");
-        match instance.alarm(retry).await {
-            Ok(Ok(())) => {
-                instance
-                    .db()
-                    .finish_event()
-                    .map_err(|e| self.storage_failed(e))?;
-                Ok(EventOutput::Alarm(AlarmOutcome::Succeeded))
-            }
+        let result = match instance.alarm(retry).await {
+            Ok(Ok(())) => Ok(AlarmOutcome::Succeeded),
             Ok(Err(message)) => {
-                let handler_chose = instance.take_alarm_dirty();
-                instance
-                    .db()
-                    .finish_event()
-                    .map_err(|e| self.storage_failed(e))?;
                 tracing::warn!("object {} alarm handler failed: {message}", self.key);
-                if !handler_chose {
-                    self.schedule_retry(retry)?;
-                }
-                Ok(EventOutput::Alarm(AlarmOutcome::Failed(message)))
+                Ok(AlarmOutcome::Failed(message))
             }
-            Err(failure) => {
-                // Undoing the event restores the alarm as it was; then retry it.
-                self.discard_instance();
-                self.schedule_retry(retry)?;
-                Err(self.guest_failed(failure))
-            }
+            Err(failure) => Err(failure),
+        };
+        let handler_chose = instance.alarm_changed();
+        let (result, mut effects) = self.finish_event(result.map(EventOutput::Alarm));
+        effects.alarm_dirty = true;
+        let failed = matches!(
+            result,
+            Err(_) | Ok(EventOutput::Alarm(AlarmOutcome::Failed(_)))
+        );
+        // A trap undid the event, so the handler's choice is gone with it.
+        if failed && (result.is_err() || !handler_chose) {
+            return (self.retry_after(retry, result), effects);
+        }
+        (result, effects)
+    }
+
+    /// Records the next attempt (or gives up) and passes `result` on; a
+    /// failure to record it is a storage failure.
+    fn retry_after(
+        &mut self,
+        retry: u32,
+        result: Result<EventOutput, EventError>,
+    ) -> Result<EventOutput, EventError> {
+        // Nothing can be recorded without a transaction (a failed database,
+        // or SQLite rolled it back): the scheduler redelivers later.
+        if (self.db.is_none() && self.instance.is_none()) || !self.db().in_transaction() {
+            return result;
+        }
+        match self.schedule_retry(retry) {
+            Ok(()) => result,
+            Err(e) => Err(e),
         }
     }
 
@@ -79,25 +108,5 @@ impl ObjectActor {
             }
         };
         written.map_err(|e| self.storage_failed(e))
-    }
-
-    /// Before the batch commits: if the alarm changed, index its new time now
-    /// (write-ahead). Returns true if the index entry must be removed after
-    /// the commit (the object has no alarm any more).
-    pub(super) fn sync_alarm_index_before_commit(&mut self) -> Result<bool, StorageError> {
-        if !self.alarm_dirty {
-            return Ok(false);
-        }
-        if crate::failpoints::hit("persist-alarm").is_some() {
-            return Err(StorageError::Failed("failpoint persist-alarm".into()));
-        }
-        match alarms::read(self.db())? {
-            Some((at, _)) => {
-                let (alarms, key) = (self.runtime.alarms.clone(), self.key.clone());
-                tokio::task::block_in_place(|| alarms.upsert(&key, at))?;
-                Ok(false)
-            }
-            None => Ok(true),
-        }
     }
 }

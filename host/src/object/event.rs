@@ -5,6 +5,24 @@ use crate::instance::GuestFailure;
 use crate::peers::CallChain;
 use crate::rpc::RpcMethod;
 use crate::sockets::{SocketEvent, SocketId};
+
+impl Envelope {
+    /// An envelope for `kind`, weighed.
+    pub fn new(
+        kind: EventKind,
+        name: Option<String>,
+        callers: CallChain,
+        reply: oneshot::Sender<Result<EventOutput, EventError>>,
+    ) -> Envelope {
+        Envelope {
+            weight: kind.weight(),
+            kind,
+            name,
+            callers,
+            reply,
+        }
+    }
+}
 use std::sync::Arc;
 use tokio::sync::oneshot;
 use wasmtime::component::Val;
@@ -12,10 +30,11 @@ use wasmtime::component::Val;
 /// What an event asks of the object.
 #[derive(Debug)]
 pub enum EventKind {
-    /// An HTTP request; `upgrade` if it asks for a WebSocket.
+    /// An HTTP request; `upgrade` holds the connection if it asks for a
+    /// WebSocket (the socket is served from it once the accept commits).
     Fetch {
         request: Request,
-        upgrade: bool,
+        upgrade: Option<crate::sockets::PendingConnection>,
     },
     Rpc {
         method: Arc<RpcMethod>,
@@ -27,6 +46,28 @@ pub enum EventKind {
 }
 
 impl EventKind {
+    /// Bytes the event holds while it waits in a mailbox (its body or arguments).
+    pub fn weight(&self) -> usize {
+        const BASE: usize = 256;
+        BASE + match self {
+            EventKind::Fetch { request, .. } => {
+                request.body.len()
+                    + request.url.len()
+                    + request
+                        .headers
+                        .iter()
+                        .map(|(k, v)| k.len() + v.len())
+                        .sum::<usize>()
+            }
+            EventKind::Rpc { args, .. } => args.len() * 64,
+            EventKind::Socket(SocketEvent::Message { message, .. }) => match message {
+                crate::bindings::dohost::object::types::WsMessage::Text(t) => t.len(),
+                crate::bindings::dohost::object::types::WsMessage::Binary(b) => b.len(),
+            },
+            EventKind::Socket(_) | EventKind::Alarm => 0,
+        }
+    }
+
     pub fn label(&self) -> &'static str {
         match self {
             EventKind::Fetch { .. } => "fetch",
@@ -70,6 +111,8 @@ pub enum AlarmOutcome {
 #[derive(Debug)]
 pub struct Envelope {
     pub kind: EventKind,
+    /// Bytes it holds (`EventKind::weight`), counted against the mailbox.
+    pub weight: usize,
     /// The name the object was addressed by, if any.
     pub name: Option<String>,
     /// Objects blocked waiting for this event (for cycle detection).
@@ -82,6 +125,8 @@ pub struct Envelope {
 pub enum EventError {
     #[error("overloaded: object {object} already has {limit} events queued (limits.mailbox); retry later")]
     Overloaded { object: String, limit: usize },
+    #[error("overloaded: object {object} already has {limit} bytes of events queued (limits.mailbox_bytes); retry later")]
+    OverloadedBytes { object: String, limit: usize },
     #[error("overloaded: no active slot for object {object}: all {limit} stayed busy (limits.max_active); retry later")]
     NoCapacity { object: String, limit: usize },
     #[error("object {object} {failure}")]
@@ -91,8 +136,31 @@ pub enum EventError {
     },
     #[error("object {object}: storage failure: {message}; the event was rolled back and the object reset")]
     Storage { object: String, message: String },
+    /// The event ran, but its storage changes were refused when it ended
+    /// (a deferred foreign key): it was rolled back alone.
+    #[error("object {object}: the event was rolled back: {message}")]
+    Refused { object: String, message: String },
+    #[error("object {object}: {message}; the event was rolled back")]
+    Quota { object: String, message: String },
+    /// Another event of the same batch made SQLite roll back the batch's
+    /// transaction; this one's writes went with it. Nothing was kept: retry.
+    #[error("object {object}: rolled back with its batch because another event of the object failed inside SQLite ({reason}); nothing was stored, retry")]
+    BatchRolledBack { object: String, reason: String },
     #[error("object {object}: {message}")]
     Instantiate { object: String, message: String },
     #[error("object {object} stopped before replying (host error)")]
     Dropped { object: String },
+}
+
+impl EventError {
+    /// The message for a client: outside dev mode, without the guest's
+    /// output (panic messages, stack traces and build paths stay in the log).
+    pub fn public_message(&self, dev: bool) -> String {
+        match self {
+            EventError::Guest { object, failure } if !dev => {
+                format!("object {object} {}", failure.redacted())
+            }
+            other => other.to_string(),
+        }
+    }
 }

@@ -334,10 +334,154 @@ pub fn encode(v: &Val) -> Value {
     }
 }
 
+/// Encodes `v`, or refuses — before building anything — a value whose JSON
+/// would be larger than `max` bytes (an RPC result is guest-controlled; its
+/// JSON can be many times its size in the guest).
+pub fn encode_bounded(v: &Val, max: usize) -> Result<Value, String> {
+    let mut left = max;
+    if json_fits(v, &mut left) {
+        Ok(encode(v))
+    } else {
+        Err(format!(
+            "the result is too large: its JSON would exceed {max} bytes; return less (page it)"
+        ))
+    }
+}
+
+/// Takes `n` from `left`; false if there is not that much left.
+fn take(left: &mut usize, n: usize) -> bool {
+    match left.checked_sub(n) {
+        Some(rest) => {
+            *left = rest;
+            true
+        }
+        None => false,
+    }
+}
+
+/// Subtracts an estimate of `v`'s JSON size from `left`; false once it runs out.
+fn json_fits(v: &Val, left: &mut usize) -> bool {
+    match v {
+        Val::String(s) => take(left, s.len() + 2),
+        Val::Char(_) | Val::Enum(_) => take(left, 8),
+        Val::List(items) | Val::Tuple(items) | Val::FixedLengthList(items) => {
+            take(left, 2) && items.iter().all(|i| take(left, 1) && json_fits(i, left))
+        }
+        Val::Record(fields) => {
+            take(left, 2)
+                && fields
+                    .iter()
+                    .all(|(k, v)| take(left, k.len() + 4) && json_fits(v, left))
+        }
+        Val::Variant(case, payload) => {
+            take(left, case.len() + 6) && payload.as_ref().is_none_or(|p| json_fits(p, left))
+        }
+        Val::Option(Some(p)) => json_fits(p, left),
+        Val::Result(Ok(p)) | Val::Result(Err(p)) => {
+            take(left, 8) && p.as_ref().is_none_or(|p| json_fits(p, left))
+        }
+        Val::Flags(names) => take(left, 2 + names.iter().map(|n| n.len() + 3).sum::<usize>()),
+        Val::Map(entries) => {
+            take(left, 2)
+                && entries
+                    .iter()
+                    .all(|(k, v)| take(left, 4) && json_fits(k, left) && json_fits(v, left))
+        }
+        _ => take(left, 8),
+    }
+}
+
+/// Parses JSON, refusing duplicate keys in any object (a plain parse keeps
+/// the last one silently, so `{"by": 1, "by": 9}` would mean 9).
+pub fn parse_strict(bytes: &[u8]) -> Result<Value, String> {
+    struct Strict(Value);
+    struct StrictVisitor;
+    impl<'de> serde::de::Visitor<'de> for StrictVisitor {
+        type Value = Value;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a JSON value")
+        }
+        fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+            Ok(Value::Bool(v))
+        }
+        fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+            Ok(json!(v))
+        }
+        fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+            Ok(json!(v))
+        }
+        fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+            Ok(Number::from_f64(v).map_or(Value::Null, Value::Number))
+        }
+        fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+            Ok(Value::String(v.to_string()))
+        }
+        fn visit_string<E>(self, v: String) -> Result<Value, E> {
+            Ok(Value::String(v))
+        }
+        fn visit_unit<E>(self) -> Result<Value, E> {
+            Ok(Value::Null)
+        }
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+            let mut items = Vec::new();
+            while let Some(Strict(v)) = seq.next_element()? {
+                items.push(v);
+            }
+            Ok(Value::Array(items))
+        }
+        fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+            let mut out = Map::new();
+            while let Some(key) = map.next_key::<String>()? {
+                if out.contains_key(&key) {
+                    return Err(serde::de::Error::custom(format!("duplicate key {key:?}")));
+                }
+                let Strict(v) = map.next_value()?;
+                out.insert(key, v);
+            }
+            Ok(Value::Object(out))
+        }
+    }
+    impl<'de> serde::Deserialize<'de> for Strict {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            d.deserialize_any(StrictVisitor).map(Strict)
+        }
+    }
+    serde_json::from_slice::<Strict>(bytes)
+        .map(|s| s.0)
+        .map_err(|e| e.to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use WitType as T;
+
+    #[test]
+    fn duplicate_keys_are_refused_at_any_depth() {
+        assert!(parse_strict(br#"{"by": 1, "by": 9}"#)
+            .unwrap_err()
+            .contains("duplicate key \"by\""));
+        assert!(parse_strict(br#"[{"a": {"x": 1, "x": 2}}]"#).is_err());
+        assert_eq!(
+            parse_strict(br#"{"a": [1, 2.5, "s", null, true], "b": {}}"#).unwrap(),
+            json!({"a": [1, 2.5, "s", null, true], "b": {}})
+        );
+        assert_eq!(
+            parse_strict(b"18446744073709551615").unwrap(),
+            json!(u64::MAX)
+        );
+    }
+
+    #[test]
+    fn results_larger_than_the_bound_are_refused_before_encoding() {
+        let list = Val::List((0..1000).map(|i| Val::U32(i)).collect());
+        assert!(encode_bounded(&list, 100_000).is_ok());
+        let err = encode_bounded(&list, 1000).unwrap_err();
+        assert!(err.contains("exceed 1000 bytes"), "{err}");
+        let s = Val::String("x".repeat(50));
+        assert!(encode_bounded(&s, 52).is_ok());
+        assert!(encode_bounded(&s, 51).is_err());
+    }
 
     fn round_trip(ty: &WitType, json: Value) {
         let val = decode(&json, ty, "x").unwrap_or_else(|e| panic!("{ty}: {e}"));

@@ -3,7 +3,7 @@
 
 use super::HttpResponse;
 use crate::bindings::dohost::object::types::Response;
-use crate::limits::RETRY_AFTER_SECS;
+use crate::limits::{MAX_RESPONSE_HEADERS, RETRY_AFTER_SECS};
 use crate::object::EventError;
 use bytes::Bytes;
 use http_body_util::Full;
@@ -32,18 +32,21 @@ pub fn text_response(status: StatusCode, content_type: &'static str, body: Strin
     res
 }
 
-/// The HTTP form of an event error.
-pub fn event_error_response(err: &EventError) -> HttpResponse {
+/// The HTTP form of an event error (`dev`: with the guest's output).
+pub fn event_error_response(err: &EventError, dev: bool) -> HttpResponse {
     let status = match err {
-        EventError::Overloaded { .. } | EventError::NoCapacity { .. } => {
-            StatusCode::SERVICE_UNAVAILABLE
-        }
+        EventError::Overloaded { .. }
+        | EventError::OverloadedBytes { .. }
+        | EventError::NoCapacity { .. }
+        | EventError::BatchRolledBack { .. } => StatusCode::SERVICE_UNAVAILABLE,
+        EventError::Quota { .. } => StatusCode::INSUFFICIENT_STORAGE,
         EventError::Guest { .. }
         | EventError::Storage { .. }
+        | EventError::Refused { .. }
         | EventError::Instantiate { .. }
         | EventError::Dropped { .. } => StatusCode::INTERNAL_SERVER_ERROR,
     };
-    let mut res = error_response(status, err.to_string());
+    let mut res = error_response(status, err.public_message(dev));
     if status == StatusCode::SERVICE_UNAVAILABLE {
         res.headers_mut().insert(
             hyper::header::RETRY_AFTER,
@@ -70,6 +73,15 @@ pub fn guest_response(res: Response, method: &Method) -> HttpResponse {
     } else {
         res.body
     };
+    if res.headers.len() > MAX_RESPONSE_HEADERS {
+        return error_response(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!(
+                "the object returned {} headers (at most {MAX_RESPONSE_HEADERS})",
+                res.headers.len()
+            ),
+        );
+    }
     let mut out = hyper::Response::new(Full::new(Bytes::from(body)));
     *out.status_mut() = status;
     for (name, value) in res.headers {

@@ -46,6 +46,13 @@ pub enum Route {
     },
 }
 
+impl Route {
+    /// True for the admin surface (`/_dohost/*`).
+    pub fn is_admin(&self) -> bool {
+        matches!(self, Route::Health | Route::Metrics | Route::Alarms)
+    }
+}
+
 /// A path that names nothing valid.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RouteError {
@@ -91,7 +98,10 @@ pub fn percent_decode(segment: &str) -> Result<String, String> {
 
 fn name_target(segment: &str) -> Result<Target, RouteError> {
     match percent_decode(segment) {
-        Ok(name) if !name.is_empty() => Ok(Target::Name(name)),
+        Ok(name) if !name.is_empty() => match crate::id::check_name(&name) {
+            Ok(()) => Ok(Target::Name(name)),
+            Err(e) => Err(bad_request(e)),
+        },
         Ok(_) => Err(bad_request(
             "empty object name: use /obj/<class>/<name>/<path>",
         )),

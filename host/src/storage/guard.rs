@@ -52,6 +52,10 @@ const FORBIDDEN_FUNCTIONS: &[&str] = &["load_extension", "fts3_tokenizer"];
 pub struct SqlGuard {
     guest: AtomicBool,
     denial: Mutex<Option<String>>,
+    /// A guest statement changed the schema since `take_schema_changed`.
+    schema_changed: AtomicBool,
+    /// A guest statement set `defer_foreign_keys` since `take_defer_set`.
+    defer_set: AtomicBool,
 }
 
 impl SqlGuard {
@@ -77,6 +81,24 @@ impl SqlGuard {
         self.denial.lock().ok().and_then(|mut d| d.take())
     }
 
+    /// True if a guest statement created, dropped or altered something since
+    /// the last call.
+    pub fn take_schema_changed(&self) -> bool {
+        self.schema_changed.swap(false, Ordering::Relaxed)
+    }
+
+    /// True if a guest statement changed the schema or `defer_foreign_keys`
+    /// and the host has not looked yet.
+    pub fn has_notes(&self) -> bool {
+        self.schema_changed.load(Ordering::Relaxed) || self.defer_set.load(Ordering::Relaxed)
+    }
+
+    /// True if a guest statement set `PRAGMA defer_foreign_keys` since the
+    /// last call.
+    pub fn take_defer_set(&self) -> bool {
+        self.defer_set.swap(false, Ordering::Relaxed)
+    }
+
     fn clear_denial(&self) {
         if let Ok(mut d) = self.denial.lock() {
             *d = None;
@@ -87,14 +109,52 @@ impl SqlGuard {
         if !self.guest.load(Ordering::Relaxed) {
             return Authorization::Allow;
         }
-        match check_guest_action(&ctx.action) {
-            Ok(()) => Authorization::Allow,
+        let checked = check_guest_action(&ctx.action).and_then(|()| match ctx.database_name {
+            Some(db) if db.eq_ignore_ascii_case("temp") => Err(
+                "the temp schema is not available to objects: temporary tables, views, triggers \
+                 and virtual tables would not survive hibernation; use the main schema"
+                    .to_string(),
+            ),
+            _ => Ok(()),
+        });
+        match checked {
+            Ok(()) => {
+                self.note(&ctx.action);
+                Authorization::Allow
+            }
             Err(reason) => {
                 if let Ok(mut d) = self.denial.lock() {
                     d.get_or_insert(reason);
                 }
                 Authorization::Deny
             }
+        }
+    }
+}
+
+impl SqlGuard {
+    /// Remembers what an allowed guest action means for the host.
+    fn note(&self, action: &AuthAction<'_>) {
+        use AuthAction::*;
+        match action {
+            CreateTable { .. }
+            | CreateIndex { .. }
+            | CreateTrigger { .. }
+            | CreateView { .. }
+            | CreateVtable { .. }
+            | DropTable { .. }
+            | DropIndex { .. }
+            | DropTrigger { .. }
+            | DropView { .. }
+            | DropVtable { .. }
+            | AlterTable { .. } => self.schema_changed.store(true, Ordering::Relaxed),
+            Pragma {
+                pragma_name,
+                pragma_value: Some(_),
+            } if pragma_name.eq_ignore_ascii_case("defer_foreign_keys") => {
+                self.defer_set.store(true, Ordering::Relaxed)
+            }
+            _ => {}
         }
     }
 }

@@ -2,7 +2,7 @@
 //! within the event's transaction.
 
 use super::{ObjectDb, Result, StorageError};
-use crate::limits::{MAX_BATCH_KEYS, MAX_KEY_BYTES, MAX_VALUE_BYTES};
+use crate::limits::{MAX_BATCH_KEYS, MAX_KEY_BYTES, MAX_KV_LIST_BYTES, MAX_VALUE_BYTES};
 use rusqlite::types::{ToSqlOutput, ValueRef};
 use rusqlite::OptionalExtension;
 
@@ -69,7 +69,11 @@ impl rusqlite::ToSql for TextBytes {
 }
 
 impl ObjectDb {
-    pub fn kv_get(&self, key: &str) -> Result<Option<Vec<u8>>> {
+    pub fn kv_get(&mut self, key: &str) -> Result<Option<Vec<u8>>> {
+        self.guest_op(false, |db| db.kv_get_one(key))
+    }
+
+    fn kv_get_one(&self, key: &str) -> Result<Option<Vec<u8>>> {
         check_key(key)?;
         Ok(self
             .conn
@@ -79,11 +83,15 @@ impl ObjectDb {
     }
 
     /// The entries that exist among `keys`, in key order.
-    pub fn kv_get_many(&self, keys: &[String]) -> Result<Vec<(String, Vec<u8>)>> {
+    pub fn kv_get_many(&mut self, keys: &[String]) -> Result<Vec<(String, Vec<u8>)>> {
+        self.guest_op(false, |db| db.kv_get_many_now(keys))
+    }
+
+    fn kv_get_many_now(&self, keys: &[String]) -> Result<Vec<(String, Vec<u8>)>> {
         check_batch(keys.len())?;
         let mut found = Vec::new();
         for key in keys {
-            if let Some(value) = self.kv_get(key)? {
+            if let Some(value) = self.kv_get_one(key)? {
                 found.push((key.clone(), value));
             }
         }
@@ -92,7 +100,11 @@ impl ObjectDb {
         Ok(found)
     }
 
-    pub fn kv_put(&self, key: &str, value: &[u8]) -> Result<()> {
+    pub fn kv_put(&mut self, key: &str, value: &[u8]) -> Result<()> {
+        self.guest_op(true, |db| db.kv_put_one(key, value))
+    }
+
+    fn kv_put_one(&self, key: &str, value: &[u8]) -> Result<()> {
         check_key(key)?;
         check_value(key, value)?;
         self.conn
@@ -105,20 +117,31 @@ impl ObjectDb {
     }
 
     /// Stores all entries or none.
-    pub fn kv_put_many(&self, entries: &[(String, Vec<u8>)]) -> Result<()> {
+    pub fn kv_put_many(&mut self, entries: &[(String, Vec<u8>)]) -> Result<()> {
         check_batch(entries.len())?;
         for (key, value) in entries {
             check_key(key)?;
             check_value(key, value)?;
         }
-        for (key, value) in entries {
-            self.kv_put(key, value)?;
-        }
-        Ok(())
+        self.guest_op(true, |db| {
+            db.run("SAVEPOINT dohost_op_many")?;
+            let stored = entries.iter().try_for_each(|(k, v)| db.kv_put_one(k, v));
+            match stored {
+                Ok(()) => db.run("RELEASE dohost_op_many")?,
+                Err(_) => db
+                    .conn
+                    .execute_batch("ROLLBACK TO dohost_op_many; RELEASE dohost_op_many")?,
+            }
+            stored
+        })
     }
 
     /// True if the key existed.
-    pub fn kv_delete(&self, key: &str) -> Result<bool> {
+    pub fn kv_delete(&mut self, key: &str) -> Result<bool> {
+        self.guest_op(false, |db| db.kv_delete_one(key))
+    }
+
+    fn kv_delete_one(&self, key: &str) -> Result<bool> {
         check_key(key)?;
         let n = self
             .conn
@@ -128,19 +151,27 @@ impl ObjectDb {
     }
 
     /// The number of keys that existed.
-    pub fn kv_delete_many(&self, keys: &[String]) -> Result<u32> {
+    pub fn kv_delete_many(&mut self, keys: &[String]) -> Result<u32> {
         check_batch(keys.len())?;
         for key in keys {
             check_key(key)?;
         }
-        let mut deleted = 0;
-        for key in keys {
-            deleted += self.kv_delete(key)? as u32;
-        }
-        Ok(deleted)
+        self.guest_op(false, |db| {
+            let mut deleted = 0;
+            for key in keys {
+                deleted += db.kv_delete_one(key)? as u32;
+            }
+            Ok(deleted)
+        })
     }
 
-    pub fn kv_list(&self, options: &ListOptions) -> Result<Vec<(String, Vec<u8>)>> {
+    /// Entries in key order, at most `MAX_KV_LIST_BYTES` of them: a list that
+    /// would be larger is refused (ask for fewer with `limit`).
+    pub fn kv_list(&mut self, options: &ListOptions) -> Result<Vec<(String, Vec<u8>)>> {
+        self.guest_op(false, |db| db.kv_list_now(options))
+    }
+
+    fn kv_list_now(&self, options: &ListOptions) -> Result<Vec<(String, Vec<u8>)>> {
         // Lower bound: the larger of start and prefix; upper: the smaller of end
         // and the first string past the prefix.
         let mut lower: Option<Vec<u8>> = options.start.as_ref().map(|s| s.as_bytes().to_vec());
@@ -177,10 +208,20 @@ impl ObjectDb {
             binds.iter().map(|b| b as &dyn rusqlite::ToSql).collect();
         params.push(&limit);
         let mut stmt = self.conn.prepare_cached(&sql)?;
-        let rows = stmt.query_map(params.as_slice(), |r| {
-            Ok((r.get::<_, String>(0)?, r.get::<_, Vec<u8>>(1)?))
-        })?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+        let mut rows = stmt.query(params.as_slice())?;
+        let (mut entries, mut bytes) = (Vec::new(), 0usize);
+        while let Some(row) = rows.next()? {
+            let (key, value): (String, Vec<u8>) = (row.get(0)?, row.get(1)?);
+            bytes += key.len() + value.len() + 16;
+            if bytes > MAX_KV_LIST_BYTES {
+                return Err(StorageError::Invalid(format!(
+                    "list result too large: more than {MAX_KV_LIST_BYTES} bytes; \
+                     pass a limit (and continue from the last key with start)"
+                )));
+            }
+            entries.push((key, value));
+        }
+        Ok(entries)
     }
 }
 

@@ -9,15 +9,18 @@ pub mod group_sync;
 mod guard;
 mod kv;
 mod sql;
+mod sql_text;
+pub mod temp_files;
 pub mod vfs_layer;
 
 pub use guard::{check_guest_action, HOST_TABLE_PREFIX};
 pub use kv::ListOptions;
 pub use sql::Cursor;
 
+use crate::deadline::Deadline;
 use crate::limits::{
     MAX_DATABASE_BYTES, MAX_KEY_BYTES, MAX_NESTED_TRANSACTIONS, MAX_SQL_TEXT_BYTES,
-    MAX_SQL_VALUE_BYTES, MAX_VALUE_BYTES,
+    MAX_VALUE_BYTES, QUOTA_MARGIN_BYTES, WAL_KEEP_BYTES,
 };
 use guard::SqlGuard;
 use rusqlite::{limits::Limit, Connection, OpenFlags};
@@ -26,6 +29,28 @@ use std::sync::Arc;
 
 /// Page size of object databases (fixed, so the size cap needs no query).
 const PAGE_SIZE: u64 = 4096;
+
+/// Pages a database may grow past its quota within one operation before
+/// SQLite's own page limit stops it (which would roll back the whole batch).
+/// Writes that start within this margin below the quota run in their own
+/// savepoint, so an overrun undoes just that write.
+fn quota_margin_pages(max_pages: u64) -> u64 {
+    (QUOTA_MARGIN_BYTES / PAGE_SIZE).min(max_pages / 4).max(1)
+}
+
+/// A failed sync is fail-stop for the process, as in PostgreSQL: after
+/// fsync reports an error, Linux may have dropped the dirty pages, and
+/// SQLite's view of the file no longer matches the disk. Serving on would
+/// risk acknowledging state that is not durable.
+fn stop_if_sync_failed(path: &Path, err: &rusqlite::Error) {
+    const IOERR_FSYNC: i32 = rusqlite::ffi::SQLITE_IOERR_FSYNC;
+    const IOERR_DIR_FSYNC: i32 = rusqlite::ffi::SQLITE_IOERR_DIR_FSYNC;
+    if let rusqlite::Error::SqliteFailure(e, _) = err {
+        if e.extended_code == IOERR_FSYNC || e.extended_code == IOERR_DIR_FSYNC {
+            group_sync::fail_stop(&format!("syncing {} failed: {err}", path.display()));
+        }
+    }
+}
 
 /// The bytes of an empty object database: WAL mode, the host's tables.
 static TEMPLATE: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
@@ -77,11 +102,19 @@ fn create_from_template(path: &Path) -> Result<()> {
             .and_then(|f| f.sync_all())
             .map_err(fail)?;
     }
-    std::fs::rename(&tmp, path).map_err(fail)
+    // A link, not a rename: it never replaces a database that appeared
+    // meanwhile (a rename would, silently).
+    let linked = std::fs::hard_link(&tmp, path);
+    let _ = std::fs::remove_file(&tmp);
+    match linked {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(fail(e)),
+    }
 }
 
 /// A storage failure, phrased for the guest (and the client) to act on.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StorageError {
     /// The guest asked for something that is not allowed.
     #[error("{0}")]
@@ -92,6 +125,17 @@ pub enum StorageError {
     /// SQLite rejected the guest's SQL (syntax, constraint, type …).
     #[error("{0}")]
     Sql(String),
+    /// The object's storage quota is used up; nothing of the operation was kept.
+    #[error("{0}")]
+    Quota(String),
+    /// The event's deadline passed while SQLite was working for it.
+    #[error("the event's deadline passed during a storage call (limits.cpu_per_event)")]
+    DeadlineExceeded,
+    /// SQLite ended the batch's transaction under a guest statement (I/O
+    /// error, full disk, interrupted write): every event of the batch so far
+    /// is rolled back.
+    #[error("the transaction was rolled back by SQLite: {0}")]
+    TransactionLost(String),
     /// The database itself failed (I/O, disk full, corruption): the object is broken.
     #[error("storage failure: {0}")]
     Failed(String),
@@ -109,11 +153,12 @@ impl StorageError {
             let detail = msg.clone().unwrap_or_else(|| e.to_string());
             return match e.code {
                 TooBig => StorageError::Invalid(format!(
-                    "value too large: SQL strings, blobs and rows are limited to {MAX_SQL_VALUE_BYTES} bytes ({detail})"
+                    "value too large: SQL strings and blobs are limited to {} bytes and KV values to \
+                     {MAX_VALUE_BYTES} ({detail})",
+                    sql_value_limit()
                 )),
-                DiskFull => StorageError::Failed(format!(
-                    "database or disk is full (objects are limited to {MAX_DATABASE_BYTES} bytes): {detail}"
-                )),
+                OperationInterrupted => StorageError::DeadlineExceeded,
+                DiskFull => StorageError::Failed(format!("database or disk is full: {detail}")),
                 SystemIoFailure | DatabaseCorrupt | NotADatabase | CannotOpen | ReadOnly
                 | FileLockingProtocolFailed | OutOfMemory => StorageError::Failed(detail),
                 _ => StorageError::Sql(detail),
@@ -129,21 +174,75 @@ impl From<rusqlite::Error> for StorageError {
     }
 }
 
+/// The largest SQL string or blob: SQLite's length limit, which also covers
+/// a KV row (key + value + overhead).
+pub const fn sql_value_limit() -> usize {
+    MAX_VALUE_BYTES + MAX_KEY_BYTES + 1024
+}
+
 /// Host metadata keys that `delete-all` removes with the guest's data.
-pub const META_DELETED_WITH_ALL: &[&str] = &[crate::alarms::META_ALARM, crate::alarms::META_RETRY];
+pub const META_DELETED_WITH_ALL: &[&str] = &[
+    crate::alarms::META_ALARM,
+    crate::alarms::META_RETRY,
+    META_AUTO_RESPONSE,
+    META_SCHEMA_BY_EVENTS,
+];
+/// Metadata key of the WebSocket auto-response pair (JSON).
+pub const META_AUTO_RESPONSE: &str = "auto_response";
+/// Metadata key set once an event other than the constructor changed the
+/// schema: the database then holds state that the constructor cannot rebuild.
+const META_SCHEMA_BY_EVENTS: &str = "schema_by_events";
+/// Metadata key of the name the object was first addressed by.
+pub const META_NAME: &str = "name";
 
 pub type Result<T, E = StorageError> = std::result::Result<T, E>;
+
+/// Limits of one object database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StorageLimits {
+    /// The storage quota (bytes of the database file).
+    pub max_bytes: u64,
+}
+
+impl Default for StorageLimits {
+    fn default() -> Self {
+        StorageLimits {
+            max_bytes: MAX_DATABASE_BYTES,
+        }
+    }
+}
+
+/// Which part of an event the guest runs: the constructor's writes can be
+/// rebuilt by running it again, an event's cannot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    Constructor,
+    Event,
+}
 
 /// The database of one object.
 pub struct ObjectDb {
     conn: Connection,
     guard: Arc<SqlGuard>,
     path: PathBuf,
+    limits: StorageLimits,
     in_transaction: bool,
     in_event: bool,
     nested: u32,
     /// The host's tables are created by the first transaction.
     needs_schema: bool,
+    /// Set when SQLite ended the batch transaction under a guest statement.
+    lost: Option<String>,
+    /// The event went over the quota by more than an operation could undo:
+    /// it fails when it finishes.
+    doomed: Option<String>,
+    /// Pages of the database after the last write (for the quota).
+    pages: u64,
+    phase: Phase,
+    /// A guest event set `defer_foreign_keys` (reset before the next event).
+    defer_set: bool,
+    /// `META_SCHEMA_BY_EVENTS` is known to be set.
+    schema_by_events: bool,
 }
 
 impl std::fmt::Debug for ObjectDb {
@@ -166,9 +265,16 @@ impl ObjectDb {
         self.conn.prepare_cached(sql)?.execute([]).map(|_| ())
     }
 
-    /// Opens (creating if needed) the database at `path` with WAL and
-    /// `synchronous=FULL`, the guest limits and the SQL guard.
+    /// Opens (creating if needed) the database at `path` with the default
+    /// limits and no deadline.
     pub fn open(path: &Path) -> Result<ObjectDb> {
+        ObjectDb::open_with(path, StorageLimits::default(), Deadline::default())
+    }
+
+    /// Opens (creating if needed) the database at `path` with WAL and
+    /// `synchronous=FULL`, the guest limits, the SQL guard, and a progress
+    /// handler that interrupts any statement once `deadline` has passed.
+    pub fn open_with(path: &Path, limits: StorageLimits, deadline: Deadline) -> Result<ObjectDb> {
         if !path.exists() {
             if let Some(dir) = path.parent() {
                 std::fs::create_dir_all(dir).map_err(|e| {
@@ -184,19 +290,21 @@ impl ObjectDb {
         // One connection per database, ever: EXCLUSIVE locking keeps the WAL index
         // in memory (no -shm file to create, map and lock on every wake). It must
         // be set before WAL mode is entered. The page size applies to new files.
+        // The quota is checked after every write (see `guest_op`); the hard
+        // page limit is only a backstop beyond it, because reaching it rolls
+        // back the whole transaction rather than one statement.
+        let max_pages = limits.max_bytes / PAGE_SIZE;
         conn.execute_batch(&format!(
             "PRAGMA page_size = {PAGE_SIZE};
              PRAGMA locking_mode = EXCLUSIVE;
              PRAGMA journal_mode = WAL;
              PRAGMA synchronous = FULL;
+             PRAGMA journal_size_limit = {WAL_KEEP_BYTES};
              PRAGMA max_page_count = {};",
-            MAX_DATABASE_BYTES / PAGE_SIZE
+            max_pages + quota_margin_pages(max_pages)
         ))?;
         // A KV row holds a key and a value; the SQL limit covers both.
-        conn.set_limit(
-            Limit::SQLITE_LIMIT_LENGTH,
-            (MAX_VALUE_BYTES + MAX_KEY_BYTES + 1024) as i32,
-        )?;
+        conn.set_limit(Limit::SQLITE_LIMIT_LENGTH, sql_value_limit() as i32)?;
         conn.set_limit(Limit::SQLITE_LIMIT_SQL_LENGTH, MAX_SQL_TEXT_BYTES as i32)?;
         conn.set_limit(Limit::SQLITE_LIMIT_ATTACHED, 0)?;
         conn.set_prepared_statement_cache_capacity(64);
@@ -214,15 +322,26 @@ impl ObjectDb {
             |r| r.get(0),
         )?;
         let guard = SqlGuard::install(&mut conn)?;
-        Ok(ObjectDb {
+        // Every ~1000 VM steps: has the event's deadline passed?
+        conn.progress_handler(1000, Some(move || deadline.expired()))?;
+        let mut db = ObjectDb {
             conn,
             guard,
             path: path.to_path_buf(),
+            limits,
             in_transaction: false,
             in_event: false,
             nested: 0,
             needs_schema,
-        })
+            lost: None,
+            doomed: None,
+            pages: 0,
+            phase: Phase::Event,
+            defer_set: false,
+            schema_by_events: false,
+        };
+        db.pages = db.page_count()?;
+        Ok(db)
     }
 
     pub fn path(&self) -> &Path {
@@ -242,10 +361,12 @@ impl ObjectDb {
         Ok(())
     }
 
-    /// Makes the batch durable (fsync). On error the transaction is rolled back.
+    /// Makes the batch durable (fsync). On error the transaction is rolled
+    /// back; a failed sync stops the process (see `stop_if_sync_failed`).
     pub fn commit(&mut self) -> Result<()> {
         self.in_transaction = false;
         if let Err(e) = self.run("COMMIT") {
+            stop_if_sync_failed(&self.path, &e);
             let _ = self.conn.execute_batch("ROLLBACK");
             return Err(StorageError::Failed(format!("commit failed: {e}")));
         }
@@ -255,6 +376,8 @@ impl ObjectDb {
 
     /// Abandons the batch.
     pub fn rollback(&mut self) {
+        self.lost = None;
+        self.schema_by_events = false;
         if self.in_transaction {
             self.in_transaction = false;
             self.in_event = false;
@@ -262,32 +385,196 @@ impl ObjectDb {
         }
     }
 
-    pub fn in_transaction(&self) -> bool {
-        self.in_transaction
+    /// True if SQLite rolled back the batch's transaction under a guest
+    /// statement and the actor has not started a new one yet.
+    pub fn is_lost(&self) -> bool {
+        self.lost.is_some()
     }
 
-    /// Starts one event inside the batch.
+    /// True while the batch's transaction is open (and SQLite has not
+    /// rolled it back under a guest statement).
+    pub fn in_transaction(&self) -> bool {
+        self.in_transaction && self.lost.is_none()
+    }
+
+    /// Starts one event inside the batch. Its foreign keys start immediate
+    /// again, whatever the previous event set.
     pub fn begin_event(&mut self) -> Result<()> {
+        if std::mem::take(&mut self.defer_set) {
+            self.run("PRAGMA defer_foreign_keys = OFF")?;
+        }
         self.run("SAVEPOINT dohost_event")?;
         self.in_event = true;
         self.nested = 0;
+        self.doomed = None;
+        self.phase = Phase::Event;
         Ok(())
     }
 
+    /// Tells which part of the event the guest runs next.
+    pub fn set_phase(&mut self, phase: Phase) {
+        self.phase = phase;
+    }
+
     /// Keeps the event's writes (and those of nested transactions left open).
+    /// An event that leaves deferred foreign keys unresolved, or that went
+    /// over the quota, is undone instead and reported (`Sql` / `Quota`): it
+    /// fails alone, not with the whole batch at COMMIT.
     pub fn finish_event(&mut self) -> Result<()> {
+        let refused = match self.doomed.take() {
+            Some(reason) => Some(StorageError::Quota(reason)),
+            None if self.deferred_fk_violations() => Some(StorageError::Sql(
+                "FOREIGN KEY constraint failed: the event leaves rows that violate deferred \
+                 foreign keys (PRAGMA defer_foreign_keys); it was rolled back"
+                    .into(),
+            )),
+            None => None,
+        };
+        if let Some(err) = refused {
+            self.undo_event()?;
+            return Err(err);
+        }
         self.in_event = false;
         self.nested = 0;
         self.run("RELEASE dohost_event")?;
         Ok(())
     }
 
-    /// Undoes the event's writes.
+    /// Undoes the event's writes (nothing to do outside an event, or when
+    /// SQLite already rolled back the whole transaction).
     pub fn undo_event(&mut self) -> Result<()> {
+        let open = self.in_event && self.lost.is_none();
         self.in_event = false;
         self.nested = 0;
-        self.conn
-            .execute_batch("ROLLBACK TO dohost_event; RELEASE dohost_event")?;
+        self.doomed = None;
+        self.schema_by_events = false;
+        if open {
+            self.conn
+                .execute_batch("ROLLBACK TO dohost_event; RELEASE dohost_event")?;
+        }
+        Ok(())
+    }
+
+    /// True if deferred foreign keys are unresolved in the open transaction.
+    fn deferred_fk_violations(&self) -> bool {
+        let (mut current, mut high) = (0, 0);
+        // SAFETY: the handle is this open connection's, used on its own thread.
+        let rc = unsafe {
+            rusqlite::ffi::sqlite3_db_status(
+                self.conn.handle(),
+                rusqlite::ffi::SQLITE_DBSTATUS_DEFERRED_FKS,
+                &mut current,
+                &mut high,
+                0,
+            )
+        };
+        rc == rusqlite::ffi::SQLITE_OK && current > 0
+    }
+
+    /// Why SQLite ended the batch transaction, if it did; the database is
+    /// ready for a new transaction afterwards.
+    pub fn take_lost(&mut self) -> Option<String> {
+        let reason = self.lost.take()?;
+        self.schema_by_events = false;
+        self.in_transaction = false;
+        self.in_event = false;
+        self.nested = 0;
+        self.doomed = None;
+        Some(reason)
+    }
+
+    fn page_count(&self) -> Result<u64> {
+        let pages: i64 = self
+            .conn
+            .prepare_cached("PRAGMA page_count")?
+            .query_row([], |r| r.get(0))?;
+        Ok(pages.max(0) as u64)
+    }
+
+    fn max_pages(&self) -> u64 {
+        self.limits.max_bytes / PAGE_SIZE
+    }
+
+    fn quota_message(&self) -> String {
+        format!(
+            "storage quota exceeded: this object's database is limited to {} bytes \
+             (limits.max_storage_bytes); delete data, or raise the limit",
+            self.limits.max_bytes
+        )
+    }
+
+    /// Runs one guest storage operation. It is refused once the transaction
+    /// is gone (a write would otherwise commit on its own); a write that goes
+    /// over the quota is undone (near the quota each write runs in its own
+    /// savepoint, far below it an overrun dooms the event); and a statement
+    /// under which SQLite ended the whole transaction is reported as such.
+    pub(crate) fn guest_op<T>(
+        &mut self,
+        write: bool,
+        f: impl FnOnce(&mut ObjectDb) -> Result<T>,
+    ) -> Result<T> {
+        if let Some(reason) = &self.lost {
+            return Err(StorageError::TransactionLost(reason.clone()));
+        }
+        let max = self.max_pages();
+        let undoable = write && self.pages + quota_margin_pages(max) > max;
+        if undoable {
+            self.run("SAVEPOINT dohost_op")?;
+        }
+        let result = f(self);
+        if self.in_transaction && self.conn.is_autocommit() {
+            let reason = match &result {
+                Err(e) => e.to_string(),
+                Ok(_) => "a statement ended the transaction".to_string(),
+            };
+            tracing::warn!(
+                "{}: {reason}; the batch was rolled back",
+                self.path.display()
+            );
+            self.lost = Some(reason.clone());
+            return Err(match result {
+                Err(StorageError::DeadlineExceeded) => StorageError::DeadlineExceeded,
+                _ => StorageError::TransactionLost(reason),
+            });
+        }
+        let result = match result {
+            Ok(v) if write => {
+                self.pages = self.page_count()?;
+                if self.pages > max {
+                    Err(StorageError::Quota(self.quota_message()))
+                } else {
+                    Ok(v)
+                }
+            }
+            other => other,
+        };
+        match (&result, undoable) {
+            (Err(StorageError::Quota(_)), true) => {
+                self.conn
+                    .execute_batch("ROLLBACK TO dohost_op; RELEASE dohost_op")?;
+                self.pages = self.page_count()?;
+            }
+            (Err(StorageError::Quota(reason)), false) => self.doomed = Some(reason.clone()),
+            (_, true) => self.run("RELEASE dohost_op")?,
+            (_, false) => {}
+        }
+        self.note_guest_effects()?;
+        result
+    }
+
+    /// Records what the guard saw the last guest statement do.
+    fn note_guest_effects(&mut self) -> Result<()> {
+        if self.guard.take_defer_set() {
+            self.defer_set = true;
+        }
+        if self.guard.take_schema_changed()
+            && self.phase == Phase::Event
+            && !self.schema_by_events
+            && self.in_transaction
+        {
+            self.set_meta(META_SCHEMA_BY_EVENTS, rusqlite::types::Value::Integer(1))?;
+            self.schema_by_events = true;
+        }
         Ok(())
     }
 
@@ -373,41 +660,140 @@ impl ObjectDb {
         Ok(())
     }
 
-    /// Deletes every guest table, view and trigger, every KV entry and every
-    /// metadata value listed in `meta_keys` (e.g. the alarm).
+    /// Deletes everything of the guest: triggers first (so that nothing of
+    /// the guest runs while the host drops its tables), virtual tables, views,
+    /// tables (with their indexes), statistics, `user_version` and
+    /// `application_id`, every KV entry and every metadata value listed in
+    /// `meta_keys` (e.g. the alarm).
     pub fn delete_all(&mut self, meta_keys: &[&str]) -> Result<()> {
-        let objects: Vec<(String, String)> = {
-            let mut stmt = self.conn.prepare(
-                "SELECT type, name FROM sqlite_schema
-                 WHERE type IN ('table', 'view') AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\'
-                   AND name NOT LIKE '\\_dohost\\_%' ESCAPE '\\'
-                 ORDER BY type = 'table', name",
-            )?;
-            let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
-            rows.collect::<rusqlite::Result<_>>()?
-        };
+        let deferred: bool = self
+            .conn
+            .pragma_query_value(None, "defer_foreign_keys", |r| r.get(0))?;
         // Foreign keys between dropped tables must not fail the drop.
         self.conn.pragma_update(None, "defer_foreign_keys", true)?;
-        for (kind, name) in objects {
-            let kind = if kind == "view" { "VIEW" } else { "TABLE" };
+        for (kind, name) in self.guest_schema()? {
             let quoted = name.replace('"', "\"\"");
             self.conn
                 .execute_batch(&format!("DROP {kind} IF EXISTS \"{quoted}\""))?;
         }
-        let has_sequence: bool = self.conn.query_row(
-            "SELECT count(*) FROM sqlite_schema WHERE name = 'sqlite_sequence'",
-            [],
-            |r| r.get::<_, i64>(0).map(|n| n > 0),
-        )?;
-        if has_sequence {
-            self.conn.execute_batch("DELETE FROM sqlite_sequence")?;
+        for stat in ["sqlite_stat1", "sqlite_stat4", "sqlite_sequence"] {
+            let exists: bool = self.conn.query_row(
+                "SELECT count(*) > 0 FROM sqlite_schema WHERE name = ?1",
+                [stat],
+                |r| r.get(0),
+            )?;
+            if exists {
+                self.conn.execute_batch(&format!("DELETE FROM {stat}"))?;
+            }
         }
-        self.conn.execute_batch("DELETE FROM _dohost_kv")?;
+        self.conn.execute_batch(
+            "PRAGMA user_version = 0; PRAGMA application_id = 0; DELETE FROM _dohost_kv",
+        )?;
         for key in meta_keys {
             self.set_meta(key, rusqlite::types::Value::Null)?;
         }
+        self.conn
+            .pragma_update(None, "defer_foreign_keys", deferred)?;
         Ok(())
     }
+
+    /// The guest's schema objects as (DROP kind, name), in the order they
+    /// can be dropped: triggers, virtual tables, views, then tables. The
+    /// shadow tables of a virtual table go with it.
+    fn guest_schema(&self) -> Result<Vec<(&'static str, String)>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT type, name, coalesce(sql, '') LIKE 'CREATE VIRTUAL TABLE%' FROM sqlite_schema
+             WHERE type IN ('table', 'view', 'trigger')
+               AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\'
+               AND name NOT LIKE '\\_dohost\\_%' ESCAPE '\\'",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, bool>(2)?,
+            ))
+        })?;
+        let mut objects = Vec::new();
+        for row in rows {
+            let (kind, name, virtual_table) = row?;
+            let (order, kind) = match (kind.as_str(), virtual_table) {
+                ("trigger", _) => (0, "TRIGGER"),
+                ("table", true) => (1, "TABLE"),
+                ("view", _) => (2, "VIEW"),
+                _ => (3, "TABLE"),
+            };
+            objects.push((order, kind, name));
+        }
+        objects.sort();
+        Ok(objects.into_iter().map(|(_, k, n)| (k, n)).collect())
+    }
+
+    /// True if the database holds nothing that running the constructor again
+    /// would not rebuild: no KV entry, no metadata but the name, no row in any
+    /// table, and a schema that only constructors created. Such a database
+    /// can be removed when the object hibernates (no disk for objects that
+    /// were only looked at).
+    pub fn is_disposable(&self) -> Result<bool> {
+        let stored: bool = self.conn.query_row(
+            "SELECT EXISTS (SELECT 1 FROM _dohost_kv)
+                 OR EXISTS (SELECT 1 FROM _dohost_meta WHERE key <> ?1)",
+            [META_NAME],
+            |r| r.get(0),
+        )?;
+        if stored {
+            return Ok(false);
+        }
+        let tables: Vec<String> = self
+            .conn
+            .prepare(
+                "SELECT name FROM sqlite_schema WHERE type = 'table'
+                   AND coalesce(sql, '') NOT LIKE 'CREATE VIRTUAL TABLE%'
+                   AND name NOT LIKE '\\_dohost\\_%' ESCAPE '\\'",
+            )?
+            .query_map([], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        for table in tables {
+            let quoted = table.replace('"', "\"\"");
+            let has_rows: bool = self.conn.query_row(
+                &format!("SELECT EXISTS (SELECT 1 FROM \"{quoted}\")"),
+                [],
+                |r| r.get(0),
+            )?;
+            if has_rows {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    /// Checkpoints and truncates a WAL that grew beyond `WAL_KEEP_BYTES`
+    /// (reopening reads the whole WAL back; a hibernating object should not
+    /// keep megabytes of it).
+    pub fn compact_wal(&mut self) -> Result<()> {
+        let wal = PathBuf::from(format!("{}-wal", self.path.display()));
+        let size = std::fs::metadata(&wal).map_or(0, |m| m.len());
+        if size > WAL_KEEP_BYTES {
+            if let Err(e) = self.conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)") {
+                stop_if_sync_failed(&self.path, &e);
+                return Err(e.into());
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Removes an object's database files (after `is_disposable` said so and
+/// the connection is closed).
+pub fn remove_database(path: &Path) -> std::io::Result<()> {
+    for suffix in ["-wal", "-shm", ""] {
+        match std::fs::remove_file(format!("{}{suffix}", path.display())) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -1,7 +1,8 @@
 //! Guest SQL: `exec` of one or more statements with `?` parameters, under the
 //! SQL guard, with row counters and a bound on the result size.
 
-use super::{ObjectDb, Result, StorageError};
+use super::guard::SqlGuard;
+use super::{sql_text, ObjectDb, Result, StorageError};
 use crate::limits::{MAX_SQL_RESULT_BYTES, MAX_SQL_TEXT_BYTES};
 use rusqlite::fallible_iterator::FallibleIterator;
 use rusqlite::types::Value;
@@ -38,6 +39,11 @@ impl ObjectDb {
                 query.len()
             )));
         }
+        sql_text::check(query).map_err(StorageError::Refused)?;
+        self.guest_op(true, |db| db.exec_guarded(query, params))
+    }
+
+    fn exec_guarded(&mut self, query: &str, params: &[Value]) -> Result<Cursor> {
         let guest = |f: &dyn Fn() -> Result<Cursor>| {
             self.guard
                 .as_guest(f)
@@ -47,7 +53,7 @@ impl ObjectDb {
                 })
         };
         if !query.contains(';') {
-            return guest(&|| exec_one(&self.conn, query, params));
+            return guest(&|| exec_one(&self.conn, &self.guard, query, params));
         }
         // Several statements: all or none, through a host-owned savepoint.
         self.conn.execute_batch("SAVEPOINT dohost_exec")?;
@@ -72,8 +78,10 @@ impl ObjectDb {
 /// guest's always do (the comment changes nothing else).
 const GUEST_CACHE_PREFIX: &str = "--guest\n";
 
-/// One statement, through the prepared-statement cache.
-fn exec_one(conn: &Connection, query: &str, params: &[Value]) -> Result<Cursor> {
+/// One statement, through the prepared-statement cache. Statements that
+/// change the schema or `defer_foreign_keys` are not kept in the cache: the
+/// guard must see them every time they run (it only sees a preparation).
+fn exec_one(conn: &Connection, guard: &SqlGuard, query: &str, params: &[Value]) -> Result<Cursor> {
     let mut keyed = String::with_capacity(GUEST_CACHE_PREFIX.len() + query.len());
     keyed.push_str(GUEST_CACHE_PREFIX);
     keyed.push_str(query);
@@ -87,8 +95,11 @@ fn exec_one(conn: &Connection, query: &str, params: &[Value]) -> Result<Cursor> 
         return Err(wrong_params(expected, params.len()));
     }
     let mut cursor = Cursor::default();
-    run(conn, &mut stmt, params, &mut cursor)?;
-    Ok(cursor)
+    let result = run(conn, &mut stmt, params, &mut cursor);
+    if guard.has_notes() {
+        stmt.discard();
+    }
+    result.map(|()| cursor)
 }
 
 /// Several statements in order; the caller makes them atomic.

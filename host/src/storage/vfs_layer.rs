@@ -25,6 +25,8 @@ pub trait Layer: Sync + Send + 'static {
     }
     /// After the VFS below synced the file successfully.
     fn synced(&self, _file: &File<'_>) {}
+    /// Before the file is closed.
+    fn closing(&self, _file: &File<'_>) {}
 }
 
 /// A file as a layer sees it.
@@ -180,6 +182,8 @@ unsafe extern "C" fn open(
 }
 
 unsafe extern "C" fn close(file: *mut ffi::sqlite3_file) -> c_int {
+    let (owner, f) = parts(file);
+    owner.layer.closing(&f);
     let (l, m) = lower(file);
     let rv = (m.xClose.expect("xClose"))(l);
     let f = file as *mut LayerFile;

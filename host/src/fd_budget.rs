@@ -38,7 +38,7 @@ pub fn raise_limit() -> u64 {
             }
         }
     }
-    lim.rlim_cur as u64
+    lim.rlim_cur
 }
 
 /// Splits `limit` descriptors: objects get what `max_active` asks for, but

@@ -60,7 +60,7 @@ pub const MAX_CALL_DEPTH: usize = 16;
 /// Bytes of the JSON arguments of an RPC call (HTTP body or `namespaces.call`).
 pub const MAX_RPC_ARGS_BYTES: usize = 4 * 1024 * 1024;
 /// Bytes of an RPC result once encoded as JSON.
-pub const MAX_RPC_RESULT_BYTES: usize = 32 * 1024 * 1024;
+pub const MAX_RPC_RESULT_BYTES: usize = 16 * 1024 * 1024;
 /// Response headers a guest may return.
 pub const MAX_RESPONSE_HEADERS: usize = 1000;
 /// Bytes of WebSocket messages one event may queue (sends are applied after

@@ -76,6 +76,7 @@ impl Mailbox {
         held > 0 && held + weight > self.shared.max
     }
 
+    #[allow(clippy::result_large_err)] // hands the envelope back, as mpsc does
     fn try_send(&self, envelope: Envelope) -> Result<(), mpsc::error::TrySendError<Envelope>> {
         let weight = envelope.weight;
         self.shared.held.fetch_add(weight, Ordering::SeqCst);

@@ -87,10 +87,12 @@ pub fn polyglot_classes() -> Vec<(&'static str, PathBuf)> {
 /// A manifest for `classes` with extra top-level TOML (e.g. a `[limits]` table).
 pub fn manifest(classes: &[(&str, PathBuf)], extra: &str) -> String {
     let mut m = String::new();
-    m.push_str(&format!(
-        "cache_dir = {:?}\n",
-        root().join("target/dohost-test-cache")
-    ));
+    if !extra.contains("cache_dir =") {
+        m.push_str(&format!(
+            "cache_dir = {:?}\n",
+            root().join("target/dohost-test-cache")
+        ));
+    }
     // Error bodies with the guest's output: tests read panic messages.
     if !extra.contains("dev =") {
         m.push_str("dev = true\n");
@@ -139,6 +141,26 @@ impl Default for Launch {
             data_dir: None,
         }
     }
+}
+
+/// Sends `head` (an HTTP request head, without the host header) on a new
+/// connection and returns what the host answers before the body (which is
+/// never sent): for limits checked on the declared length.
+pub async fn raw_request(host: &TestHost, head: &str) -> String {
+    use tokio::io::AsyncWriteExt;
+    let addr = host.url.trim_start_matches("http://").to_string();
+    let mut tcp = tokio::net::TcpStream::connect(&addr)
+        .await
+        .expect("connect");
+    let (first, rest) = head.split_once("\r\n").expect("a request line");
+    let request = format!("{first}\r\nhost: {addr}\r\n{rest}");
+    tcp.write_all(request.as_bytes()).await.expect("write");
+    let mut answer = vec![0u8; 8192];
+    let n = tokio::time::timeout(Duration::from_secs(10), tcp.read(&mut answer))
+        .await
+        .expect("no answer without the body")
+        .expect("read");
+    String::from_utf8_lossy(&answer[..n]).into_owned()
 }
 
 /// The id of the object `name` of `class`, as the host derives it.
@@ -558,6 +580,12 @@ pub struct Metrics(pub BTreeMap<String, f64>);
 impl Metrics {
     /// The value of `key` (e.g. `dohost_instances_active`), 0 if absent.
     pub fn get(&self, key: &str) -> f64 {
+        self.0.get(key).copied().unwrap_or(0.0)
+    }
+
+    /// The value of `key`, or 0 where absence means none yet (a labelled
+    /// counter before its first increment).
+    pub fn get_or_zero(&self, key: &str) -> f64 {
         self.0.get(key).copied().unwrap_or(0.0)
     }
 

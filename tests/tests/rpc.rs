@@ -24,7 +24,7 @@ async fn classes_describe_their_methods_and_types() {
         .unwrap();
     assert_eq!(top["result"], "list<record { player: string, total: u64 }>");
     let types = host.get("/rpc/Types").await.json();
-    assert_eq!(types["methods"].as_array().unwrap().len(), 26);
+    assert_eq!(types["methods"].as_array().unwrap().len(), 27);
     assert_eq!(host.get("/rpc/TenantDb").await.json()["methods"], json!([]));
     let unknown = host.get("/rpc/Nope").await;
     assert_eq!(unknown.status, 404);

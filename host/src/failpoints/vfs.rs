@@ -200,7 +200,7 @@ impl Layer for Failpoints {
                 n: at,
                 full,
             }) if n == *at => {
-                eprintln!("failpoint VFS: write {n} fails");
+                eprintln!("failpoint VFS: write {n} fails ({})", file.path);
                 return Some(if *full {
                     ffi::SQLITE_FULL
                 } else {
@@ -238,7 +238,7 @@ impl Layer for Failpoints {
                 n: at,
                 ..
             }) if n == *at => {
-                eprintln!("failpoint VFS: sync {n} fails");
+                eprintln!("failpoint VFS: sync {n} fails ({})", file.path);
                 Some(ffi::SQLITE_IOERR_FSYNC)
             }
             _ => None,

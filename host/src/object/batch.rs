@@ -87,10 +87,10 @@ impl Batch {
         self.accepts = 0;
     }
 
+    /// An event changed the alarm (a failed one too: an alarm event that
+    /// failed records its retry outside its own savepoint).
     fn alarm_changed(&self) -> bool {
-        self.pending
-            .iter()
-            .any(|p| p.result.is_ok() && p.effects.alarm_dirty)
+        self.pending.iter().any(|p| p.effects.alarm_dirty)
     }
 }
 

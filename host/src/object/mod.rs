@@ -143,7 +143,9 @@ impl ObjectActor {
         if self.permit.is_none() {
             return;
         }
-        self.instance = None;
+        if let Some((instance, _guard)) = self.instance.take() {
+            self.db = Some(instance.into_db());
+        }
         let _ = crate::failpoints::hit("mid-eviction");
         if let Some(mut db) = self.db.take() {
             let disposable = db.is_disposable().unwrap_or(false);

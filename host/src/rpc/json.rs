@@ -474,7 +474,7 @@ mod tests {
 
     #[test]
     fn results_larger_than_the_bound_are_refused_before_encoding() {
-        let list = Val::List((0..1000).map(|i| Val::U32(i)).collect());
+        let list = Val::List((0..1000).map(Val::U32).collect());
         assert!(encode_bounded(&list, 100_000).is_ok());
         let err = encode_bounded(&list, 1000).unwrap_err();
         assert!(err.contains("exceed 1000 bytes"), "{err}");

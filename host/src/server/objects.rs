@@ -169,15 +169,13 @@ async fn read_body(
             format!("request body larger than {limit} bytes ({key})"),
         )
     };
-    let declared = req
-        .headers()
-        .get(hyper::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
+    // The declared length (or none at all); a chunked body may be as large
+    // as the limit.
+    let declared = hyper::body::Body::size_hint(req.body()).exact();
     if declared.is_some_and(|n| n > limit as u64) {
         return Err(too_large());
     }
-    // Hold what the body will take: its declared length, or the limit.
+    // Hold what the body will take.
     let held = front
         .admission
         .body(declared.map_or(limit, |n| n as usize))?;

@@ -129,14 +129,17 @@ pub async fn serve_socket(
     // Forget the socket first, so the close handler's getWebSockets excludes it.
     if let Some(view) = hub.remove(&socket.key, id) {
         let (code, reason, was_clean) = ending;
-        let _ = socket
-            .deliver(SocketEvent::Close {
-                socket: view,
-                code,
-                reason,
-                was_clean,
-            })
-            .await;
+        // Nobody waits for the close event's reply: the socket is gone.
+        drop(
+            socket
+                .deliver(SocketEvent::Close {
+                    socket: view,
+                    code,
+                    reason,
+                    was_clean,
+                })
+                .await,
+        );
     }
 }
 
@@ -162,13 +165,17 @@ async fn serve(socket: &Socket, upgraded: hyper::upgrade::Upgraded) -> Ending {
     loop {
         let incoming = tokio::select! {
             out = queue.pop() => {
-                let close = |code: u16, reason: String| Message::Close(Some(CloseFrame {
-                    code: CloseCode::from(code),
-                    reason: reason.chars().take(120).collect::<String>().into(),
-                }));
                 match out {
                     Outgoing::Message(m) => {
-                        match tokio::time::timeout(write_timeout, sink.send(m)).await {
+                        let written = tokio::select! {
+                            written = tokio::time::timeout(write_timeout, sink.send(m)) => written,
+                            // Stuck on a client that does not read: the
+                            // frame is abandoned, so no close frame can follow.
+                            reason = queue.overflowed() => {
+                                return overflowed(socket, reason).await;
+                            }
+                        };
+                        match written {
                             Ok(Ok(())) => continue,
                             Ok(Err(_)) => return (1006, String::new(), false),
                             Err(_) => {
@@ -178,28 +185,19 @@ async fn serve(socket: &Socket, upgraded: hyper::upgrade::Upgraded) -> Ending {
                         }
                     }
                     Outgoing::Close(code, reason) => {
-                        let clean = close_handshake(&mut sink, &mut stream, close(code, reason.clone()), write_timeout).await;
+                        let clean = close_handshake(&mut sink, &mut stream, close_frame(code, &reason), write_timeout).await;
                         return (code, reason, clean);
                     }
                     Outgoing::Overflow(reason) => {
-                        tracing::warn!("WebSocket of {}: {reason}; closing it with 1008", socket.key);
-                        if let Some(view) = socket.runtime.sockets.view(&socket.key, socket.id) {
-                            let _ = socket.deliver(SocketEvent::Error { socket: view, error: reason.clone() }).await;
-                        }
-                        let _ = tokio::time::timeout(write_timeout, sink.send(close(1008, reason.clone()))).await;
-                        return (1008, reason, false);
+                        let ending = overflowed(socket, reason.clone()).await;
+                        let _ = tokio::time::timeout(write_timeout, sink.send(close_frame(1008, &reason))).await;
+                        return ending;
                     }
                 }
             }
             why = in_flight.next_failure() => {
                 tracing::warn!("WebSocket of {}: an event failed on the host side ({why}); closing it with 1011", socket.key);
-                let reason = format!("server error: {why}");
-                let frame = Message::Close(Some(CloseFrame {
-                    code: CloseCode::from(1011),
-                    reason: reason.chars().take(120).collect::<String>().into(),
-                }));
-                let clean = close_handshake(&mut sink, &mut stream, frame, write_timeout).await;
-                return (1011, reason, clean);
+                return server_error(&mut sink, &mut stream, why, write_timeout).await;
             }
             incoming = stream.next() => incoming,
         };
@@ -252,6 +250,48 @@ async fn serve(socket: &Socket, upgraded: hyper::upgrade::Upgraded) -> Ending {
         let reply = socket.deliver(event).await;
         in_flight.replies.push_back(reply);
     }
+}
+
+/// A close frame with `code` and `reason` (cut to what a frame holds).
+fn close_frame(code: u16, reason: &str) -> Message {
+    Message::Close(Some(CloseFrame {
+        code: CloseCode::from(code),
+        reason: reason.chars().take(120).collect::<String>().into(),
+    }))
+}
+
+/// A host-side failure: the client learns with 1011 that its message was
+/// not handled.
+async fn server_error<S, R>(
+    sink: &mut S,
+    stream: &mut R,
+    why: String,
+    write_timeout: Duration,
+) -> Ending
+where
+    S: futures_util::Sink<Message> + Unpin,
+    R: futures_util::Stream<Item = Result<Message, WsError>> + Unpin,
+{
+    let reason = format!("server error: {why}");
+    let clean = close_handshake(sink, stream, close_frame(1011, &reason), write_timeout).await;
+    (1011, reason, clean)
+}
+
+/// The send queue overflowed: the object learns why (`web-socket-error`),
+/// then the socket closes with 1008.
+async fn overflowed(socket: &Socket, reason: String) -> Ending {
+    tracing::warn!(
+        "WebSocket of {}: {reason}; closing it with 1008",
+        socket.key
+    );
+    if let Some(view) = socket.runtime.sockets.view(&socket.key, socket.id) {
+        let event = SocketEvent::Error {
+            socket: view,
+            error: reason.clone(),
+        };
+        drop(socket.deliver(event).await);
+    }
+    (1008, reason, false)
 }
 
 /// Sends a close frame and waits (at most `CLOSE_WAIT`) for the peer's; true
@@ -310,18 +350,13 @@ where
         other => (1002, format!("protocol error: {other}")),
     };
     if let Some(view) = socket.runtime.sockets.view(&socket.key, socket.id) {
-        let _ = socket
-            .deliver(SocketEvent::Error {
-                socket: view,
-                error: error.clone(),
-            })
-            .await;
+        let event = SocketEvent::Error {
+            socket: view,
+            error: error.clone(),
+        };
+        drop(socket.deliver(event).await);
     }
     // Tell the peer why before hanging up.
-    let frame = CloseFrame {
-        code: CloseCode::from(code),
-        reason: error.chars().take(120).collect::<String>().into(),
-    };
-    let _ = tokio::time::timeout(write_timeout, sink.send(Message::Close(Some(frame)))).await;
+    let _ = tokio::time::timeout(write_timeout, sink.send(close_frame(code, &error))).await;
     (code, error, false)
 }

@@ -36,6 +36,8 @@ struct State {
     closing: bool,
     /// The connection task is gone (nobody pops any more).
     gone: bool,
+    /// Why the queue overflowed, once it did.
+    overflow: Option<String>,
 }
 
 /// Why a message was not queued.
@@ -82,8 +84,10 @@ impl SendQueue {
                 "send queue over {} bytes (limits.max_ws_send_queue_bytes): the client does not read fast enough",
                 self.budget
             );
-            s.items.push_back(Outgoing::Overflow(reason));
+            s.items.push_back(Outgoing::Overflow(reason.clone()));
+            s.overflow = Some(reason);
             drop(s);
+            self.ready.notify_waiters();
             self.ready.notify_one();
             return Err(Refused::Overflow);
         }
@@ -129,6 +133,20 @@ impl SendQueue {
                     s.bytes -= cost(&out).min(s.bytes);
                     return out;
                 }
+            }
+            notified.await;
+        }
+    }
+
+    /// Waits until the queue overflows (a writer stuck on a client that does
+    /// not read learns it without finishing its write); returns why.
+    pub async fn overflowed(&self) -> String {
+        loop {
+            let notified = self.ready.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if let Some(reason) = self.lock().overflow.clone() {
+                return reason;
             }
             notified.await;
         }

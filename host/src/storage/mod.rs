@@ -55,12 +55,19 @@ fn stop_if_sync_failed(path: &Path, err: &rusqlite::Error) {
 /// The bytes of an empty object database: WAL mode, the host's tables.
 static TEMPLATE: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
 
-/// Builds the template once, in a scratch file next to `near`.
+/// Builds the template once, in a scratch file of the host's own directory
+/// (`<data_dir>/_dohost/`, for an object at `<data_dir>/<class>/<id>.sqlite`).
 fn template(near: &Path) -> Result<&'static [u8]> {
     if let Some(t) = TEMPLATE.get() {
         return Ok(t);
     }
-    let scratch = near.with_file_name(format!(
+    let host_dir = near
+        .parent()
+        .and_then(Path::parent)
+        .unwrap_or_else(|| Path::new("."))
+        .join("_dohost");
+    let _ = std::fs::create_dir_all(&host_dir);
+    let scratch = host_dir.join(format!(
         ".template-{}-{:?}.sqlite",
         std::process::id(),
         std::thread::current().id()

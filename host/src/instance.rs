@@ -617,3 +617,34 @@ impl ObjectInstance {
         self.finish(result)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wasmtime::ResourceLimiter;
+
+    #[test]
+    fn the_memory_limit_counts_every_memory_of_the_instance() {
+        let mut limiter = MemoryLimiter {
+            limit: 100,
+            ..Default::default()
+        };
+        // Two memories created (growing from 0): 60 + 40 fit, exactly.
+        assert!(limiter.memory_growing(0, 60, None).unwrap());
+        assert!(limiter.memory_growing(0, 40, None).unwrap());
+        assert!(!limiter.exceeded);
+        // One byte more in either is over the limit for the instance.
+        assert!(limiter.memory_growing(40, 41, None).is_err());
+        assert!(limiter.exceeded);
+    }
+
+    #[test]
+    fn tables_share_one_element_budget() {
+        let mut limiter = MemoryLimiter::default();
+        assert!(limiter
+            .table_growing(0, MAX_TABLE_ELEMENTS - 1, None)
+            .unwrap());
+        assert!(limiter.table_growing(0, 1, None).unwrap());
+        assert!(!limiter.table_growing(0, 1, None).unwrap());
+    }
+}

@@ -945,3 +945,40 @@ async fn a_javascript_timer_left_pending_never_fires_inside_a_later_event() {
         "a stale timer ran inside the event"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn temporary_files_of_guest_queries_are_capped() {
+    let host = TestHost::start("[limits]\nmax_temp_bytes = 1048576\ncpu_per_event = \"60s\"").await;
+    let q = |query: &str| json!({ "query": query });
+    let (s, r) = host
+        .post_json(
+            "/obj/TenantDb/tmp/sql",
+            q("CREATE TABLE big (v); WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 1500) INSERT INTO big SELECT randomblob(4000) FROM c"),
+        )
+        .await;
+    assert_eq!(s, 200, "{r}");
+    // 6 MB to sort, more than SQLite's page cache: the sorter spills to temp files.
+    let (s, r) = host
+        .post_json(
+            "/obj/TenantDb/tmp/sql",
+            q("SELECT length(v) FROM big ORDER BY random(), v"),
+        )
+        .await;
+    assert_eq!(
+        s,
+        500,
+        "{}",
+        r.to_string().chars().take(300).collect::<String>()
+    );
+    assert!(r["error"].as_str().unwrap().contains("full"), "{r}");
+    assert_eq!(
+        host.metrics().await.get("dohost_temp_bytes"),
+        0.0,
+        "the temp files went away"
+    );
+    let (s, r) = host
+        .post_json("/obj/TenantDb/tmp/sql", q("SELECT count(*) FROM big"))
+        .await;
+    assert_eq!(s, 200, "{r}");
+    assert_eq!(r["rows"], json!([[1500]]));
+}

@@ -124,6 +124,9 @@ pub async fn serve(
             drop(done);
         });
     }
+    // Refuse new connections at once (the kernel would otherwise queue them
+    // on the listener while the drain runs).
+    drop(listener);
     let _ = stop.send(true);
     drop(done);
     // In-flight requests finish (each is bounded by limits.cpu_per_event).

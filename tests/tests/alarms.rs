@@ -215,7 +215,7 @@ async fn a_trapping_handler_is_retried_and_its_writes_roll_back() {
     set_alarm(&host, "trap", 0, "trap").await;
     eventually(WAIT, "the retries are used up", || async {
         let m = host.metrics().await;
-        m.get(r#"dohost_alarms_total{class="Hostile",outcome="failed"}"#) == 1.0
+        m.get_or_zero(r#"dohost_alarms_total{class="Hostile",outcome="failed"}"#) == 1.0
     })
     .await;
     assert_eq!(
@@ -369,7 +369,7 @@ async fn alarms_wake_hibernated_objects_which_then_hibernate_again() {
     eventually(WAIT, "the alarm ran", || async {
         host.metrics()
             .await
-            .get(r#"dohost_alarms_total{class="Hostile",outcome="fired"}"#)
+            .get_or_zero(r#"dohost_alarms_total{class="Hostile",outcome="fired"}"#)
             == 1.0
     })
     .await;

@@ -270,6 +270,17 @@ impl TestHost {
         self.log.subscribe()
     }
 
+    /// Sends SIGTERM and returns at once (see `wait_for_exit`).
+    pub async fn sigterm(&self) {
+        let pid = self.pid().expect("the host runs");
+        let status = Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()
+            .await
+            .expect("kill");
+        assert!(status.success(), "kill -TERM {pid}");
+    }
+
     /// Sends SIGTERM and waits (at most `bound`) for the exit; returns its code.
     pub async fn terminate(&mut self, bound: Duration) -> Option<i32> {
         let mut child = self.child.take()?;

@@ -105,34 +105,41 @@ async fn sigterm_refuses_new_connections_during_the_drain() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn an_alarm_due_during_the_drain_runs_exactly_once() {
+async fn alarms_due_during_the_drain_or_after_it_run_exactly_once() {
     let host = Arc::new(TestHost::start("[alarms]\nretry_base = \"100ms\"").await);
-    let set = host
-        .post("/obj/Hostile/alarmed/alarm?in=300&mode=ok", "")
-        .await;
-    assert_eq!(set.status, 200, "{}", set.body);
+    // One alarm falls due while the drain runs, one after the host is gone.
+    for (name, at) in [("during", 300), ("after", 2500)] {
+        let set = host
+            .post(&format!("/obj/Hostile/{name}/alarm?in={at}&mode=ok"), "")
+            .await;
+        assert_eq!(set.status, 200, "{}", set.body);
+    }
     let busy = host.occupy("busy", 1200).await;
     host.sigterm().await;
     assert_eq!(busy.await.unwrap().body, "slow done");
     let mut host = Arc::into_inner(host).expect("no other user");
     let status = host.wait_for_exit(Duration::from_secs(20)).await;
     assert_eq!(status.code(), Some(0));
-    // It ran during the drain or runs after the restart, but once: not lost,
-    // not repeated.
+    // Each ran during the drain or runs after the restart, but once: not
+    // lost, not repeated.
     host.restart().await;
-    // `GET /alarm` answers "<alarm> <mode> <runs>".
-    dohost_tests::eventually(Duration::from_secs(30), "the alarm ran", || async {
-        host.get("/obj/Hostile/alarmed/alarm").await.body == "None ok 1"
-    })
-    .await;
+    for name in ["during", "after"] {
+        // `GET /alarm` answers "<alarm> <mode> <runs>".
+        dohost_tests::eventually(Duration::from_secs(30), "the alarm ran", || async {
+            host.get(&format!("/obj/Hostile/{name}/alarm")).await.body == "None ok 1"
+        })
+        .await;
+    }
     dohost_tests::eventually(Duration::from_secs(30), "the index is empty", || async {
         host.get("/_dohost/alarms").await.json() == serde_json::json!([])
     })
     .await;
-    let log = host
-        .get("/obj/Hostile/alarmed/get?key=alarm_log")
-        .await
-        .body;
-    let runs: Vec<String> = serde_json::from_str(&log).unwrap();
-    assert_eq!(runs.len(), 1, "{runs:?}");
+    for name in ["during", "after"] {
+        let log = host
+            .get(&format!("/obj/Hostile/{name}/get?key=alarm_log"))
+            .await
+            .body;
+        let runs: Vec<String> = serde_json::from_str(&log).unwrap();
+        assert_eq!(runs.len(), 1, "{name}: {runs:?}");
+    }
 }

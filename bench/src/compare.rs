@@ -327,6 +327,15 @@ async fn get_ok(url: &str, path: &str, client: &reqwest::Client) -> bool {
 }
 
 pub async fn run() -> anyhow::Result<()> {
+    // Its table goes into bench/RESULTS.md: it must name a commit that has
+    // exactly the code that ran.
+    let (_, dirty) = crate::source_revision()?;
+    anyhow::ensure!(
+        !dirty || std::env::var_os("BENCH_ALLOW_DIRTY").is_some(),
+        "the work tree has uncommitted changes: commit them first (or set BENCH_ALLOW_DIRTY=1 \
+         for a run marked -dirty)"
+    );
+    let revision = crate::revision_label()?;
     let secs = Duration::from_secs(
         std::env::var("BENCH_SECS")
             .ok()
@@ -345,7 +354,7 @@ pub async fn run() -> anyhow::Result<()> {
         .output()
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
         .unwrap_or_default();
-    println!("bench-compare: workerd 1.20261117.1 vs dohost {}; {} cores; ulimit -n {fd_limit}; {} s per HTTP scenario", env!("CARGO_PKG_VERSION"), std::thread::available_parallelism()?, secs.as_secs());
+    println!("bench-compare: workerd 1.20261117.1 vs dohost {} at {revision}; {} cores; ulimit -n {fd_limit}; {} s per HTTP scenario", env!("CARGO_PKG_VERSION"), std::thread::available_parallelism()?, secs.as_secs());
 
     http_scenarios(&mut rows, "disk", &base.join("disk"), secs).await?;
     let tmpfs = base.join("tmpfs");

@@ -40,6 +40,38 @@ pub fn row(name: &str, s: &Summary) {
     );
 }
 
+/// The commit the bench runs on, and whether the work tree has uncommitted
+/// changes to tracked files (then the numbers are not those of that commit).
+pub fn source_revision() -> anyhow::Result<(String, bool)> {
+    let git = |args: &[&str]| -> anyhow::Result<String> {
+        let out = std::process::Command::new("git")
+            .arg("-C")
+            .arg(dohost_tests::root())
+            .args(args)
+            .output()?;
+        anyhow::ensure!(
+            out.status.success(),
+            "git {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+    };
+    let commit = git(&["rev-parse", "HEAD"])?;
+    let dirty = !git(&["status", "--porcelain", "--untracked-files=no"])?.is_empty();
+    Ok((commit, dirty))
+}
+
+/// `commit <sha>`, or `commit <sha>-dirty (…)` for a tree with changes.
+pub fn revision_label() -> anyhow::Result<String> {
+    let (commit, dirty) = source_revision()?;
+    Ok(if dirty {
+        format!("commit {commit}-dirty (uncommitted changes: not the numbers of that commit)")
+    } else {
+        format!("commit {commit}")
+    })
+}
+
 pub fn mib(bytes: u64) -> f64 {
     bytes as f64 / (1024.0 * 1024.0)
 }
@@ -56,7 +88,8 @@ async fn main() -> anyhow::Result<()> {
         (args.is_empty() && what != "soak" && what != "compare") || args.iter().any(|a| a == what)
     };
     println!(
-        "dohost bench: {} cores, {secs} s per HTTP scenario",
+        "dohost bench: {}; {} cores, {secs} s per HTTP scenario",
+        revision_label()?,
         std::thread::available_parallelism()?
     );
     if wants("http") {

@@ -224,6 +224,45 @@ pub fn is_valid_class_name(name: &str) -> bool {
         && name.len() <= 128
 }
 
+/// The dotted key (`limits.max_active`, `migrations[0].tag`) of the entry of
+/// manifest `text` whose key or value covers `span` (of a parse error).
+fn key_at(text: &str, span: &std::ops::Range<usize>) -> Option<String> {
+    use toml::de::{DeTable, DeValue};
+    use toml::Spanned;
+    fn covers(outer: &std::ops::Range<usize>, inner: &std::ops::Range<usize>) -> bool {
+        outer.start <= inner.start && inner.end <= outer.end
+    }
+    fn in_table(
+        table: &DeTable<'_>,
+        span: &std::ops::Range<usize>,
+        prefix: &str,
+    ) -> Option<String> {
+        table.iter().find_map(|(key, value)| {
+            let path = match prefix {
+                "" => key.get_ref().to_string(),
+                _ => format!("{prefix}.{}", key.get_ref()),
+            };
+            in_value(value, span, &path).or_else(|| covers(&key.span(), span).then_some(path))
+        })
+    }
+    fn in_value(
+        value: &Spanned<DeValue<'_>>,
+        span: &std::ops::Range<usize>,
+        path: &str,
+    ) -> Option<String> {
+        let inner = match value.get_ref() {
+            DeValue::Table(table) => in_table(table, span, path),
+            DeValue::Array(items) => items
+                .iter()
+                .enumerate()
+                .find_map(|(i, item)| in_value(item, span, &format!("{path}[{i}]"))),
+            _ => None,
+        };
+        inner.or_else(|| covers(&value.span(), span).then(|| path.to_string()))
+    }
+    in_table(DeTable::parse(text).ok()?.get_ref(), span, "")
+}
+
 impl Config {
     /// Reads and validates the manifest at `path`. Relative component paths and
     /// data dir are resolved against the manifest's directory.
@@ -243,9 +282,19 @@ impl Config {
         base: &Path,
         overrides: &Overrides,
     ) -> Result<Config, ConfigError> {
-        let raw: RawManifest = toml::from_str(text).map_err(|e| ConfigError::Parse {
-            path: path.to_path_buf(),
-            message: e.to_string().trim_end().replace('\n', " "),
+        let raw: RawManifest = toml::from_str(text).map_err(|e| {
+            // A value of the wrong type or an unknown key: name the key.
+            match e.span().and_then(|span| key_at(text, &span)) {
+                Some(key) => ConfigError::Invalid {
+                    path: path.to_path_buf(),
+                    key,
+                    message: e.message().trim_end().replace('\n', " "),
+                },
+                None => ConfigError::Parse {
+                    path: path.to_path_buf(),
+                    message: e.to_string().trim_end().replace('\n', " "),
+                },
+            }
         })?;
         let invalid = |key: &str, message: String| ConfigError::Invalid {
             path: path.to_path_buf(),
@@ -587,6 +636,19 @@ mod tests {
                 "new_classes",
             ),
             (GOOD.replace("Counter", "Bad-Name"), "classes.Bad-Name"),
+            // A value of the wrong type, and an unknown key, inside a table.
+            (
+                format!("[limits]\nmax_active = -1\n{GOOD}"),
+                "limits.max_active: invalid value: integer `-1`, expected usize",
+            ),
+            (
+                format!("[alarms]\nmax_retries = \"six\"\n{GOOD}"),
+                "alarms.max_retries: invalid type: string \"six\", expected u32",
+            ),
+            (
+                GOOD.replace("tag = \"v1\"", "tag = 1"),
+                "migrations[0].tag: invalid type: integer `1`, expected a string",
+            ),
         ];
         for (text, key) in cases {
             let err = parse(&text).unwrap_err().to_string();

@@ -447,6 +447,17 @@ impl TestHost {
         self.log.subscribe()
     }
 
+    /// Sends SIGTERM and returns at once (see `wait_for_exit`).
+    pub async fn sigterm(&self) {
+        let pid = self.pid().expect("the host runs");
+        let status = Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()
+            .await
+            .expect("kill");
+        assert!(status.success(), "kill -TERM {pid}");
+    }
+
     /// Sends SIGTERM and waits (at most `bound`) for the exit; returns its code.
     pub async fn terminate(&mut self, bound: Duration) -> Option<i32> {
         let mut child = self.child.take()?;
@@ -573,18 +584,74 @@ impl TestHost {
     }
 }
 
-/// Parsed Prometheus text.
+impl TestHost {
+    /// Keeps Hostile object `name` busy with a request that runs `ms` ms of
+    /// guest code (`/slow`); returns once it runs (it left the mailbox), so
+    /// that what is sent next queues behind it. Await the handle for its reply.
+    pub async fn occupy(
+        self: &std::sync::Arc<Self>,
+        name: &str,
+        ms: u64,
+    ) -> tokio::task::JoinHandle<Reply> {
+        let mut log = self.log_lines();
+        let slow = {
+            let (host, path) = (self.clone(), format!("/obj/Hostile/{name}/slow?ms={ms}"));
+            tokio::spawn(async move { host.post(&path, "").await })
+        };
+        wait_for_line(&mut log, "hostile slow request started").await;
+        slow
+    }
+
+    /// Waits until exactly `n` events are queued in the host's mailboxes.
+    pub async fn wait_queued(&self, n: usize) {
+        eventually(
+            Duration::from_secs(10),
+            &format!("{n} events queued"),
+            || async { self.metrics().await.get("dohost_mailbox_depth") == n as f64 },
+        )
+        .await;
+    }
+
+    /// Sends `method path` with `body` from a task of its own; returns once
+    /// the event is queued (the host's mailboxes hold `queued_after` events),
+    /// so that events sent one after another queue in that order.
+    pub async fn send_queued(
+        self: &std::sync::Arc<Self>,
+        method: reqwest::Method,
+        path: &str,
+        body: impl Into<String>,
+        queued_after: usize,
+    ) -> tokio::task::JoinHandle<Reply> {
+        let (host, path, body) = (self.clone(), path.to_string(), body.into());
+        let sent = tokio::spawn(async move { host.request(method, &path, body).await });
+        self.wait_queued(queued_after).await;
+        sent
+    }
+}
+
+/// Parsed Prometheus text: samples keyed by `name{labels}`.
 #[derive(Debug, Clone)]
 pub struct Metrics(pub BTreeMap<String, f64>);
 
 impl Metrics {
-    /// The value of `key` (e.g. `dohost_instances_active`), 0 if absent.
+    /// The value of `key` (e.g. `dohost_instances_active`). Panics if the host
+    /// does not export it: a renamed or missing metric must fail the test, not
+    /// read as 0.
     pub fn get(&self, key: &str) -> f64 {
-        self.0.get(key).copied().unwrap_or(0.0)
+        match self.0.get(key) {
+            Some(v) => *v,
+            None => panic!(
+                "metric {key} is not exported; the host has: {:?}",
+                self.0.keys().collect::<Vec<_>>()
+            ),
+        }
     }
 
-    /// The value of `key`, or 0 where absence means none yet (a labelled
-    /// counter before its first increment).
+    /// The value of `key`, or 0 if the host has no sample of it yet. For a
+    /// labelled counter whose label set has not happened (no alarm has failed
+    /// yet), where zero is meant; the host does not export an empty family, so
+    /// a test using this must also see the metric become non-zero (e.g. in an
+    /// `eventually`), or a renamed metric would read as 0 forever.
     pub fn get_or_zero(&self, key: &str) -> f64 {
         self.0.get(key).copied().unwrap_or(0.0)
     }

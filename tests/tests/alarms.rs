@@ -42,6 +42,16 @@ async fn runs(host: &TestHost, name: &str) -> i64 {
     hostile_alarm(host, name).await.2
 }
 
+/// The alarm time of a Hostile object (epoch ms); panics if it has none.
+async fn alarm_time(host: &TestHost, name: &str) -> i64 {
+    let (alarm, _, _) = hostile_alarm(host, name).await;
+    alarm
+        .strip_prefix("Some(")
+        .and_then(|a| a.strip_suffix(')'))
+        .and_then(|a| a.parse().ok())
+        .unwrap_or_else(|| panic!("{name} has no alarm: {alarm}"))
+}
+
 /// The (retry, is_retry, at) entries the Hostile alarm handler logged.
 async fn alarm_log(host: &TestHost, name: &str) -> Vec<(u32, bool, i64)> {
     let body = host
@@ -96,25 +106,19 @@ async fn a_batcher_alarm_fires_once_at_about_the_set_time_and_flushes() {
         json!({"pending": 0, "flushed": 3, "alarm": null, "runs": [{"retryCount": 0, "isRetry": false, "ok": true}]})
     );
     // It ran at (not before) the set time.
+    let before = now_ms();
     set_alarm(&host, "timed", 400, "ok").await;
-    let set_at = now_ms();
+    let after = now_ms();
+    let at = alarm_time(&host, "timed").await;
+    assert!((before + 400..=after + 400).contains(&at), "{at}");
     eventually(WAIT, "the alarm ran", || async {
         runs(&host, "timed").await == 1
     })
     .await;
     let log = alarm_log(&host, "timed").await;
     assert_eq!(log.len(), 1);
-    assert!(
-        log[0].2 >= set_at + 400 - 50,
-        "fired at {} for {}",
-        log[0].2,
-        set_at + 400
-    );
-    assert!(
-        log[0].2 < set_at + 400 + 2000,
-        "fired late: {}",
-        log[0].2 - set_at
-    );
+    assert!(log[0].2 >= at, "fired at {}, before {at}", log[0].2);
+    assert!(log[0].2 < at + 2000, "fired {} ms late", log[0].2 - at);
     assert_eq!(
         host.get("/obj/Hostile/timed/get?key=alarm_inside")
             .await
@@ -128,8 +132,10 @@ async fn a_batcher_alarm_fires_once_at_about_the_set_time_and_flushes() {
 async fn overwriting_and_deleting_an_alarm() {
     let host = TestHost::start(FAST).await;
     set_alarm(&host, "over", 200, "ok").await;
+    let first = alarm_time(&host, "over").await;
     set_alarm(&host, "over", 600, "ok").await;
-    let set_at = now_ms();
+    let second = alarm_time(&host, "over").await;
+    assert!(second >= first + 400, "{first} then {second}");
     set_alarm(&host, "gone", 200, "ok").await;
     assert_eq!(
         host.post("/obj/Hostile/gone/alarm-delete", "").await.body,
@@ -143,7 +149,7 @@ async fn overwriting_and_deleting_an_alarm() {
         "one run for the overwritten alarm"
     );
     assert!(
-        alarm_log(&host, "over").await[0].2 >= set_at + 550,
+        alarm_log(&host, "over").await[0].2 >= second,
         "the later time stands"
     );
     assert_eq!(runs(&host, "gone").await, 0, "a deleted alarm never fires");
@@ -188,11 +194,18 @@ async fn failures_are_retried_with_growing_delays_then_success_clears_the_alarm(
     let log = alarm_log(&host, "flaky").await;
     let tries: Vec<(u32, bool)> = log.iter().map(|(r, i, _)| (*r, *i)).collect();
     assert_eq!(tries, vec![(0, false), (1, true), (2, true), (3, true)]);
+    // Each gap on its own: at least the shortest delay its retry may have
+    // (base · 2^n · 0.75: a retry never comes early), at most the longest
+    // (· 1.25) plus time to run and deliver it.
     let gaps: Vec<i64> = log.windows(2).map(|w| w[1].2 - w[0].2).collect();
-    assert!(
-        gaps[0] >= 70 && gaps[1] > gaps[0] && gaps[2] > gaps[1],
-        "gaps {gaps:?}"
-    );
+    for (n, gap) in gaps.iter().enumerate() {
+        let delay = 100 << n;
+        assert!(
+            *gap >= delay * 3 / 4 && *gap <= delay * 5 / 4 + 300,
+            "retry {}: gap {gap} ms for a delay of {delay} ms ±25 % (gaps {gaps:?})",
+            n + 1
+        );
+    }
     // Then it gives up: no alarm left, no more runs.
     eventually(WAIT, "the alarm is dropped", || async {
         hostile_alarm(&host, "flaky").await.0 == "None"
@@ -212,12 +225,30 @@ async fn failures_are_retried_with_growing_delays_then_success_clears_the_alarm(
 #[tokio::test(flavor = "multi_thread")]
 async fn a_trapping_handler_is_retried_and_its_writes_roll_back() {
     let host = TestHost::start(FAST).await;
+    let mut log = host.log_lines();
     set_alarm(&host, "trap", 0, "trap").await;
     eventually(WAIT, "the retries are used up", || async {
         let m = host.metrics().await;
-        m.get(r#"dohost_alarms_total{class="Hostile",outcome="failed"}"#) == 1.0
+        m.get_or_zero(r#"dohost_alarms_total{class="Hostile",outcome="failed"}"#) == 1.0
     })
     .await;
+    // The first run and max_retries (3) retries all ran, and all trapped.
+    wait_for_line(&mut log, "alarm failed 4 times; giving up").await;
+    let trapped = r#"dohost_events_total{class="Hostile",kind="alarm",outcome="guest_failure"}"#;
+    eventually(WAIT, "the last trapped run is counted", || async {
+        host.metrics().await.get_or_zero(trapped) >= 4.0
+    })
+    .await;
+    let m = host.metrics().await;
+    assert_eq!(m.get(trapped), 4.0);
+    assert_eq!(
+        m.get(r#"dohost_alarms_total{class="Hostile",outcome="fired"}"#),
+        4.0
+    );
+    assert_eq!(
+        m.get(r#"dohost_alarms_total{class="Hostile",outcome="retried"}"#),
+        3.0
+    );
     assert_eq!(
         runs(&host, "trap").await,
         0,
@@ -369,7 +400,7 @@ async fn alarms_wake_hibernated_objects_which_then_hibernate_again() {
     eventually(WAIT, "the alarm ran", || async {
         host.metrics()
             .await
-            .get(r#"dohost_alarms_total{class="Hostile",outcome="fired"}"#)
+            .get_or_zero(r#"dohost_alarms_total{class="Hostile",outcome="fired"}"#)
             == 1.0
     })
     .await;
@@ -390,7 +421,7 @@ async fn alarms_wake_hibernated_objects_which_then_hibernate_again() {
 async fn alarms_survive_a_host_restart() {
     let mut host = TestHost::start(FAST).await;
     set_alarm(&host, "durable", 800, "ok").await;
-    let due = now_ms() + 800;
+    let due = alarm_time(&host, "durable").await;
     let listed = host.get("/_dohost/alarms").await.json();
     assert_eq!(listed.as_array().unwrap().len(), 1, "{listed}");
     host.kill().await;

@@ -48,6 +48,35 @@ fn invalid_manifests_name_the_key_and_exit_nonzero() {
             "classes.Counter.component",
         ),
         ("this is not toml".to_string(), "invalid manifest"),
+        // A value of the wrong type names its key too.
+        (
+            good.replace(
+                "[[migrations]]",
+                "[limits]\nmax_active = -1\n[[migrations]]",
+            ),
+            "limits.max_active: invalid value: integer `-1`, expected usize",
+        ),
+        (
+            good.replace(
+                "[[migrations]]",
+                "[limits]\nrequest_read_timeout = \"soon\"\n[[migrations]]",
+            ),
+            "limits.request_read_timeout",
+        ),
+        (
+            good.replace(
+                "[[migrations]]",
+                "[alarms]\nretry_base = \"0s\"\n[[migrations]]",
+            ),
+            "alarms.retry_base: must be greater than zero",
+        ),
+        (
+            good.replace(
+                "[[migrations]]",
+                "[alarms]\nmax_retries = -1\n[[migrations]]",
+            ),
+            "alarms.max_retries: invalid value: integer `-1`, expected u32",
+        ),
     ] {
         let (code, err) = serve_with(&text);
         assert_ne!(code, Some(0), "{text}");

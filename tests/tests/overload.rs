@@ -20,18 +20,21 @@ async fn many_distinct_objects_stay_within_the_caps() {
     let host = Arc::new(TestHost::start(&format!("[limits]\nmax_active = {max_active}")).await);
     let pid = host.pid().unwrap();
     let baseline_fds = open_fds(pid);
-    let peak_fds = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    // A watcher samples the host while the load runs and records the maxima;
+    // it is stopped and awaited (its panics and its numbers reach the test).
+    let (stop, mut stopped) = tokio::sync::watch::channel(false);
     let watcher = {
-        let (host, peak_fds) = (host.clone(), peak_fds.clone());
+        let host = host.clone();
         tokio::spawn(async move {
+            let (mut peak_fds, mut peak_active, mut samples) = (0usize, 0f64, 0u32);
             loop {
-                peak_fds.fetch_max(open_fds(pid), std::sync::atomic::Ordering::Relaxed);
-                let active = host.metrics().await.get("dohost_instances_active");
-                assert!(
-                    active <= max_active as f64,
-                    "{active} instances active (max_active {max_active})"
-                );
-                tokio::time::sleep(Duration::from_millis(20)).await;
+                peak_fds = peak_fds.max(open_fds(pid));
+                peak_active = peak_active.max(host.metrics().await.get("dohost_instances_active"));
+                samples += 1;
+                tokio::select! {
+                    _ = stopped.changed() => return (peak_fds, peak_active, samples),
+                    () = tokio::time::sleep(Duration::from_millis(20)) => {}
+                }
             }
         })
     };
@@ -50,8 +53,22 @@ async fn many_distinct_objects_stay_within_the_caps() {
     for t in tasks {
         t.await.unwrap();
     }
-    watcher.abort();
-    let peak = peak_fds.load(std::sync::atomic::Ordering::Relaxed);
+    stop.send(true).unwrap();
+    let (peak, peak_active, samples) = watcher.await.unwrap();
+    assert!(
+        samples >= 10,
+        "the watcher sampled the load ({samples} samples)"
+    );
+    assert!(
+        peak_active <= max_active as f64,
+        "{peak_active} instances were active at once (max_active {max_active})"
+    );
+    // Without the cap every object would stay active for hibernate_after (10 s):
+    // the watcher saw the cap being used, not an idle host.
+    assert!(
+        peak_active >= (max_active / 2) as f64,
+        "only {peak_active} instances were ever active at once"
+    );
     // Each active object holds its database (3 files with WAL); sockets of the
     // 16 test connections and the host's own files come on top.
     assert!(
@@ -64,7 +81,7 @@ async fn many_distinct_objects_stay_within_the_caps() {
         assert_eq!(host.get(&format!("/obj/Counter/many-{i}/")).await.body, "1");
     }
     println!(
-        "{objects} objects: peak {peak} fds (baseline {baseline_fds}), peak RSS {} MiB",
+        "{objects} objects: peak {peak} fds (baseline {baseline_fds}), peak {peak_active} active, peak RSS {} MiB",
         peak_rss >> 20
     );
 }

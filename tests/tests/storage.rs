@@ -240,29 +240,57 @@ async fn kv_list_honours_prefix_start_end_reverse_and_limit() {
 #[tokio::test(flavor = "multi_thread")]
 async fn kv_values_and_keys_have_size_limits() {
     let host = TestHost::start("").await;
+    const KEY: usize = 2 * 1024;
+    const VALUE: usize = 2 * 1024 * 1024;
+    // At the limits: a 2,048-byte key, a value of 2 MiB (TenantDb stores
+    // the JSON, so a string of VALUE - 2 chars and its quotes).
     let (s, r) = kv(
         &host,
         "big",
-        json!({"op": "put", "key": "k".repeat(2049), "value": 1}),
+        json!({"op": "put", "key": "k".repeat(KEY), "value": 1}),
     )
     .await;
-    assert_eq!(s, 400);
-    assert!(r["error"].as_str().unwrap().contains("key too long"), "{r}");
+    assert_eq!(s, 200, "{r}");
     let (s, r) = kv(
         &host,
         "big",
-        json!({"op": "put", "key": "v", "value": "x".repeat(2 * 1024 * 1024 + 1)}),
+        json!({"op": "put", "key": "v", "value": "x".repeat(VALUE - 2)}),
+    )
+    .await;
+    assert_eq!(s, 200, "{r}");
+    // One byte past them.
+    let (s, r) = kv(
+        &host,
+        "big",
+        json!({"op": "put", "key": "k".repeat(KEY + 1), "value": 1}),
     )
     .await;
     assert_eq!(s, 400);
-    assert!(r["error"].as_str().unwrap().contains("too large"), "{r}");
-    let (s, _) = kv(
+    assert!(
+        r["error"]
+            .as_str()
+            .unwrap()
+            .contains("key too long: 2049 bytes (keys are at most 2048 bytes)"),
+        "{r}"
+    );
+    let (s, r) = kv(
         &host,
         "big",
-        json!({"op": "put", "key": "v", "value": "x".repeat(1024 * 1024)}),
+        json!({"op": "put", "key": "w", "value": "x".repeat(VALUE - 1)}),
     )
     .await;
-    assert_eq!(s, 200);
+    assert_eq!(s, 400);
+    assert!(
+        r["error"]
+            .as_str()
+            .unwrap()
+            .contains("too large: 2097153 bytes (values are at most 2097152 bytes)"),
+        "{r}"
+    );
+    let (_, r) = kv(&host, "big", json!({"op": "get", "key": "v"})).await;
+    assert_eq!(r["value"].as_str().map(str::len), Some(VALUE - 2));
+    let (_, r) = kv(&host, "big", json!({"op": "get", "key": "w"})).await;
+    assert_eq!(r["value"], Value::Null, "the refused put wrote nothing");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -248,6 +248,10 @@ async fn an_oversized_message_runs_the_error_handler_and_closes_with_1009() {
     assert_eq!(ws.next_text().await, "welcome");
     ws.send("big").await; // the guest tries to send 2 MiB
     assert!(ws.next_text().await.contains("message too large"));
+    // At the limit, both ways: 1000 bytes in, the same 1000 bytes echoed out.
+    let at_limit = Message::binary(vec![7u8; 1000]);
+    ws.send_message(at_limit.clone()).await;
+    assert_eq!(ws.next_message().await, at_limit);
     ws.send(&"x".repeat(1001)).await;
     let (code, _) = ws.closed().await;
     assert_eq!(code, 1009);
@@ -255,11 +259,13 @@ async fn an_oversized_message_runs_the_error_handler_and_closes_with_1009() {
         host.get("/obj/Hostile/big/get?key=last_error").await.body != "none"
     })
     .await;
-    assert!(host
-        .get("/obj/Hostile/big/get?key=last_error")
-        .await
-        .body
-        .contains("message too large"));
+    // The error handler still sees the socket's tags (recorded as
+    // "<tags>:<error>").
+    let last_error = host.get("/obj/Hostile/big/get?key=last_error").await.body;
+    assert!(
+        last_error.starts_with("large:") && last_error.contains("message too large"),
+        "{last_error}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -287,14 +293,45 @@ async fn limits_on_tags_attachments_and_sockets_are_clear_errors() {
         .unwrap();
     assert!(err.to_string().contains("400"), "{err}");
 
-    let mut a = host.ws("/obj/Hostile/lim/ws").await;
+    // At the limits: 10 tags, a tag of 256 chars, an attachment of 2,048
+    // bytes (the JSON string of 2,046 chars).
+    let ten = (0..10)
+        .map(|i| format!("t{i}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    let mut a = host.ws(&format!("/obj/Hostile/lim/ws?tags={ten}")).await;
     assert_eq!(a.next_text().await, "welcome");
-    a.send(&format!("attach {}", "y".repeat(2100))).await;
+    a.send("tags").await;
+    assert_eq!(a.next_text().await, ten);
+    a.send(&format!("attach {}", "y".repeat(2046))).await;
+    assert_eq!(a.next_text().await, "attached");
+    a.send(&format!("attach {}", "y".repeat(2047))).await;
     assert!(a.next_text().await.contains("attachment too large"));
-    let mut b = host.ws("/obj/Hostile/lim/ws").await;
+    a.send("attachment").await;
+    assert_eq!(
+        a.next_text().await,
+        "y".repeat(2046),
+        "the refused one changed nothing"
+    );
+    let long = "x".repeat(256);
+    let mut b = host.ws(&format!("/obj/Hostile/lim/ws?tags={long}")).await;
     assert_eq!(b.next_text().await, "welcome");
+    b.send("tags").await;
+    assert_eq!(b.next_text().await, long);
+    // max_sockets_per_object = 2: a third socket is refused, until one closes.
     let third = host.try_ws("/obj/Hostile/lim/ws").await;
     assert!(third.is_err(), "a third socket is refused");
+    b.close(1000, "make room").await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let mut again = loop {
+        // The host forgets the closed socket just after the close handshake.
+        if let Ok(ws) = host.try_ws("/obj/Hostile/lim/ws").await {
+            break ws;
+        }
+        assert!(std::time::Instant::now() < deadline, "no slot was freed");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    };
+    assert_eq!(again.next_text().await, "welcome");
 }
 
 #[tokio::test(flavor = "multi_thread")]

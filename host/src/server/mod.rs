@@ -44,8 +44,11 @@ type HttpResponse = hyper::Response<Full<Bytes>>;
 /// A client that sends no complete header within this time is disconnected,
 /// and a body must arrive within it too (slowloris).
 const REQUEST_READ_TIMEOUT: Duration = Duration::from_secs(30);
-/// Headers per request (more → 431).
+/// Headers per request (more → 431 with the JSON error).
 const MAX_HEADERS: usize = 100;
+/// Header lines the HTTP parser takes before it refuses a request itself (a
+/// bare 431 without a body): room to answer up to here with the JSON error.
+const PARSER_MAX_HEADERS: usize = 1_000;
 
 /// What every request handler shares.
 struct Front {
@@ -74,7 +77,7 @@ pub async fn serve(
                 .request_read_timeout
                 .unwrap_or(REQUEST_READ_TIMEOUT),
         )
-        .max_headers(MAX_HEADERS)
+        .max_headers(PARSER_MAX_HEADERS)
         .keep_alive(true);
     let front = Arc::new(Front {
         admission: Admission::new(max_connections, runtime.config.limits.max_inflight_bytes),
@@ -139,6 +142,15 @@ async fn route(
     connection: admission::ConnectionPermit,
 ) -> HttpResponse {
     let runtime = &front.runtime;
+    if req.headers().len() > MAX_HEADERS {
+        return error_response(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            format!(
+                "{} request headers: at most {MAX_HEADERS} are accepted",
+                req.headers().len()
+            ),
+        );
+    }
     let route = match routes::parse(req.uri().path()) {
         Ok(route) => route,
         Err(e) => {

@@ -50,9 +50,18 @@ fn host_failure(
 ) -> Option<String> {
     match reply {
         Ok(Ok(_)) | Ok(Err(EventError::Guest { .. })) => None,
-        Ok(Err(e)) => Some(e.to_string()),
+        Ok(Err(e)) => Some(without_object(&e.to_string()).to_string()),
         Err(_) => Some("the object stopped before handling a message".into()),
     }
+}
+
+/// `message` without its leading "object <class>/<id>": a close reason holds
+/// 123 bytes, and the client knows which object it is connected to.
+fn without_object(message: &str) -> &str {
+    message
+        .strip_prefix("object ")
+        .and_then(|rest| rest.split_once(' '))
+        .map_or(message, |(_, cause)| cause)
 }
 
 impl InFlight {

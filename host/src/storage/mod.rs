@@ -144,7 +144,7 @@ pub enum StorageError {
     #[error("the transaction was rolled back by SQLite: {0}")]
     TransactionLost(String),
     /// The database itself failed (I/O, disk full, corruption): the object is broken.
-    #[error("storage failure: {0}")]
+    #[error("{0}")]
     Failed(String),
 }
 
@@ -312,7 +312,10 @@ impl ObjectDb {
         ))?;
         // A KV row holds a key and a value; the SQL limit covers both.
         conn.set_limit(Limit::SQLITE_LIMIT_LENGTH, sql_value_limit() as i32)?;
-        conn.set_limit(Limit::SQLITE_LIMIT_SQL_LENGTH, MAX_SQL_TEXT_BYTES as i32)?;
+        // The guest's text is checked against MAX_SQL_TEXT_BYTES; SQLite sees
+        // it behind the cache prefix.
+        let sql_length = MAX_SQL_TEXT_BYTES + sql::GUEST_CACHE_PREFIX.len();
+        conn.set_limit(Limit::SQLITE_LIMIT_SQL_LENGTH, sql_length as i32)?;
         conn.set_limit(Limit::SQLITE_LIMIT_ATTACHED, 0)?;
         conn.set_prepared_statement_cache_capacity(64);
         // Closing (hibernation, LRU eviction) must not cost a checkpoint and its

@@ -76,7 +76,7 @@ impl ObjectDb {
 /// authorized without the guard: a guest must never get one of those back by
 /// sending the same text. Host statements never start with this comment, and a
 /// guest's always do (the comment changes nothing else).
-const GUEST_CACHE_PREFIX: &str = "--guest\n";
+pub(super) const GUEST_CACHE_PREFIX: &str = "--guest\n";
 
 /// One statement, through the prepared-statement cache. Statements that
 /// change the schema or `defer_foreign_keys` are not kept in the cache: the

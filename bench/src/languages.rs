@@ -31,7 +31,7 @@ pub async fn run(duration: Duration) -> anyhow::Result<()> {
             name: class.into(),
             component: component.clone(),
         };
-        let engine = dohost::engine::Engine::new(
+        let engine = dohost::guest::engine::Engine::new(
             &Default::default(),
             dir.path(),
             std::slice::from_ref(&config),

@@ -115,7 +115,7 @@ async fn main() -> anyhow::Result<()> {
         let dir = tempfile::tempdir()?;
         let path = dir.path().join("C").join("x.sqlite");
         {
-            let mut db = dohost::storage::ObjectDb::open(&path)?;
+            let mut db = dohost::capabilities::storage::ObjectDb::open(&path)?;
             db.begin()?;
             db.kv_put("k", b"v")?;
             db.commit()?;
@@ -130,7 +130,7 @@ async fn main() -> anyhow::Result<()> {
                 std::thread::sleep(Duration::from_millis(idle));
             }
             let t = Instant::now();
-            let mut db = dohost::storage::ObjectDb::open(&path)?;
+            let mut db = dohost::capabilities::storage::ObjectDb::open(&path)?;
             let opened = t.elapsed();
             db.begin()?;
             db.kv_get("k")?;
@@ -222,11 +222,11 @@ pub async fn instantiate_times(
     component: &std::path::Path,
     n: usize,
 ) -> anyhow::Result<(f64, f64)> {
+    use dohost::capabilities::storage::ObjectDb;
     use dohost::config::{ClassConfig, Limits};
-    use dohost::engine::Engine;
+    use dohost::guest::engine::Engine;
+    use dohost::guest::instance::{CallLimits, Identity, InstanceLinks, ObjectInstance};
     use dohost::id::ObjectId;
-    use dohost::instance::{CallLimits, InstanceLinks, ObjectInstance};
-    use dohost::storage::ObjectDb;
 
     let dir = tempfile::tempdir()?;
     let limits = Limits::default();
@@ -247,8 +247,7 @@ pub async fn instantiate_times(
         let started = Instant::now();
         let mut instance = ObjectInstance::instantiate(
             &class,
-            id,
-            None,
+            Identity { id, name: None },
             db,
             CallLimits::from(&limits),
             InstanceLinks::standalone(),

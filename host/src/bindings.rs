@@ -11,6 +11,12 @@ wasmtime::component::bindgen!({
     },
     exports: { default: async },
     with: {
-        "dohost:object/websockets.web-socket": crate::imports::websockets::SocketHandle,
+        "dohost:object/websockets.web-socket": SocketHandle,
     },
 });
+
+/// The host side of a `web-socket` resource handed to a guest: which socket.
+#[derive(Debug)]
+pub struct SocketHandle {
+    pub id: crate::id::SocketId,
+}

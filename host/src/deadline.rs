@@ -53,6 +53,19 @@ impl Default for Deadline {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Expired;
 
+/// The error a guest call fails with at its deadline (raised by the epoch
+/// callback, the wall-clock bound or a storage call; recognized by downcast).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeadlineExceeded;
+
+impl std::fmt::Display for DeadlineExceeded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the event's deadline passed (limits.cpu_per_event)")
+    }
+}
+
+impl std::error::Error for DeadlineExceeded {}
+
 /// What a paused deadline had left.
 #[derive(Debug, Clone, Copy)]
 pub struct Paused(Option<Duration>);

@@ -6,7 +6,7 @@
 //! included). The caps that come out are logged; `max_active` is lowered if
 //! the limit cannot hold it.
 
-use crate::limits::{FDS_PER_OBJECT, FD_RESERVE};
+use crate::config::limits::{FDS_PER_OBJECT, FD_RESERVE};
 
 /// What the descriptor limit allows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

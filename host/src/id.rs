@@ -76,11 +76,16 @@ impl fmt::Debug for ObjectId {
     }
 }
 
+/// Identifies a WebSocket within the process.
+pub type SocketId = u64;
+
+/// Longest object name (bytes of UTF-8), in URLs and `id-from-name`.
+pub const MAX_NAME_BYTES: usize = 2048;
+
 /// Checks an object name (from a URL or `id-from-name`): at most
 /// `MAX_NAME_BYTES` bytes of UTF-8. Names are used as given — no Unicode
 /// normalization: "é" and "e\u{301}" are two objects.
 pub fn check_name(name: &str) -> Result<(), String> {
-    use crate::limits::MAX_NAME_BYTES;
     if name.len() > MAX_NAME_BYTES {
         return Err(format!(
             "object name too long: {} bytes (at most {MAX_NAME_BYTES})",

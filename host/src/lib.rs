@@ -1,32 +1,29 @@
 //! dohost: a runtime for durable objects written as WebAssembly components.
 //!
-//! `Runtime` loads classes (`engine`), routes events to one `ObjectActor` per
-//! object (`registry`, `object`), which owns its `ObjectInstance` (`instance`)
-//! and `ObjectDb` (`storage`). `server` is the HTTP front end, `cli` the binary.
+//! An HTTP request's path through the host, one module at a time:
+//! `server` (admission, routes) → `runtime` (the loaded classes, wiring) →
+//! `registry` (the object's mailbox, its active slot) → `object` (the actor
+//! and its commit pipeline) → `guest` (the component instance, its limits)
+//! → `capabilities` (storage, alarms, sockets, namespaces, identity: what the
+//! guest imports, and their per-event hooks) → back to `object`, which
+//! commits and releases the reply.
+//!
+//! Leaves that import nothing of ours: `config`, `id`, `clock`, `deadline`.
 
-pub mod alarm_index;
-pub mod alarms;
 pub mod bindings;
+pub mod capabilities;
 pub mod cli;
-pub mod client;
+pub mod clock;
 pub mod config;
 pub mod data_dir;
 pub mod deadline;
-pub mod engine;
 pub mod failpoints;
 pub mod fd_budget;
-pub mod footprint;
-pub mod guest_log;
+pub mod guest;
 pub mod id;
-pub mod imports;
-pub mod instance;
-pub mod limits;
 pub mod metrics;
 pub mod object;
-pub mod peers;
 pub mod registry;
 pub mod rpc;
 pub mod runtime;
 pub mod server;
-pub mod sockets;
-pub mod storage;

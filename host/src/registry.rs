@@ -7,7 +7,6 @@
 //! that has left, and a new actor is only spawned after the old one left.
 
 pub use crate::id::ObjectKey;
-use crate::object::Envelope;
 use dashmap::DashMap;
 use std::collections::HashSet;
 use std::hash::{Hash, Hasher};
@@ -24,21 +23,35 @@ const MAX_HEADROOM: usize = 16;
 /// that ever hibernated).
 const MAX_TRACKED_HIBERNATED: usize = 1_000_000;
 
+/// What a mailbox holds: something with a size in bytes.
+pub trait Weighted {
+    /// Bytes it holds while it waits.
+    fn weight(&self) -> usize;
+}
+
 /// Why an event could not be enqueued.
 #[derive(Debug)]
-pub enum Enqueue {
+pub enum Enqueue<M> {
     /// The mailbox holds its limit of events; the event is handed back.
-    Full(Box<Envelope>),
+    Full(Box<M>),
     /// The mailbox holds its limit of bytes; the event is handed back.
-    FullBytes(Box<Envelope>),
+    FullBytes(Box<M>),
 }
 
 /// The sending side of an object's mailbox: at most `events` events and
 /// `max_bytes` bytes of them (request bodies and arguments).
-#[derive(Clone)]
-pub struct Mailbox {
-    tx: mpsc::Sender<Envelope>,
+pub struct Mailbox<M> {
+    tx: mpsc::Sender<M>,
     shared: Arc<MailboxBytes>,
+}
+
+impl<M> Clone for Mailbox<M> {
+    fn clone(&self) -> Self {
+        Mailbox {
+            tx: self.tx.clone(),
+            shared: self.shared.clone(),
+        }
+    }
 }
 
 struct MailboxBytes {
@@ -49,13 +62,13 @@ struct MailboxBytes {
 }
 
 /// The actor's side of its mailbox.
-pub struct MailboxReceiver {
-    rx: mpsc::Receiver<Envelope>,
+pub struct MailboxReceiver<M> {
+    rx: mpsc::Receiver<M>,
     shared: Arc<MailboxBytes>,
 }
 
-impl Mailbox {
-    pub fn new(events: usize, max_bytes: usize) -> (Mailbox, MailboxReceiver) {
+impl<M: Weighted> Mailbox<M> {
+    pub fn new(events: usize, max_bytes: usize) -> (Mailbox<M>, MailboxReceiver<M>) {
         let (tx, rx) = mpsc::channel(events);
         let shared = Arc::new(MailboxBytes {
             held: AtomicUsize::new(0),
@@ -77,8 +90,8 @@ impl Mailbox {
     }
 
     #[allow(clippy::result_large_err)] // hands the envelope back, as mpsc does
-    fn try_send(&self, envelope: Envelope) -> Result<(), mpsc::error::TrySendError<Envelope>> {
-        let weight = envelope.weight;
+    fn try_send(&self, envelope: M) -> Result<(), mpsc::error::TrySendError<M>> {
+        let weight = envelope.weight();
         self.shared.held.fetch_add(weight, Ordering::SeqCst);
         self.tx.try_send(envelope).inspect_err(|_| {
             self.shared.held.fetch_sub(weight, Ordering::SeqCst);
@@ -86,21 +99,21 @@ impl Mailbox {
     }
 }
 
-impl MailboxReceiver {
-    fn took(&self, envelope: &Envelope) {
+impl<M: Weighted> MailboxReceiver<M> {
+    fn took(&self, envelope: &M) {
         self.shared
             .held
-            .fetch_sub(envelope.weight, Ordering::SeqCst);
+            .fetch_sub(envelope.weight(), Ordering::SeqCst);
         self.shared.drained.notify_waiters();
     }
 
-    pub async fn recv(&mut self) -> Option<Envelope> {
+    pub async fn recv(&mut self) -> Option<M> {
         let envelope = self.rx.recv().await?;
         self.took(&envelope);
         Some(envelope)
     }
 
-    pub fn try_recv(&mut self) -> Option<Envelope> {
+    pub fn try_recv(&mut self) -> Option<M> {
         let envelope = self.rx.try_recv().ok()?;
         self.took(&envelope);
         Some(envelope)
@@ -124,7 +137,7 @@ pub struct ActivePermit {
     _permit: OwnedSemaphorePermit,
     slot: Arc<ActiveSlot>,
     key: ObjectKey,
-    registry: Arc<Registry>,
+    slots: Arc<Slots>,
 }
 
 impl ActivePermit {
@@ -132,7 +145,7 @@ impl ActivePermit {
     pub fn touch(&self) {
         self.slot
             .last_used
-            .store(self.registry.now(), Ordering::Relaxed);
+            .store(self.slots.now(), Ordering::Relaxed);
     }
 
     pub fn slot(&self) -> &Arc<ActiveSlot> {
@@ -142,48 +155,58 @@ impl ActivePermit {
 
 impl Drop for ActivePermit {
     fn drop(&mut self) {
-        self.registry.slots.remove(&self.key);
+        self.slots.active.remove(&self.key);
     }
 }
 
-pub struct Registry {
-    actors: DashMap<ObjectKey, Mailbox>,
-    /// Hashes of objects hibernated and not woken since (bounded).
-    hibernated: Mutex<HashSet<u64>>,
-    slots: DashMap<ObjectKey, Arc<ActiveSlot>>,
-    permits: Arc<Semaphore>,
-    /// Free slots kept by evicting ahead of demand (see [`Registry::activate`]).
-    headroom: usize,
+/// The active slots, and the time base of their LRU order.
+struct Slots {
+    active: DashMap<ObjectKey, Arc<ActiveSlot>>,
     started: Instant,
 }
 
-impl Registry {
-    pub fn new(max_active: usize) -> Arc<Registry> {
+impl Slots {
+    fn now(&self) -> u64 {
+        self.started.elapsed().as_nanos() as u64
+    }
+}
+
+/// Mailboxes of messages `M` (the object actor's envelopes).
+pub struct Registry<M> {
+    actors: DashMap<ObjectKey, Mailbox<M>>,
+    /// Hashes of objects hibernated and not woken since (bounded).
+    hibernated: Mutex<HashSet<u64>>,
+    slots: Arc<Slots>,
+    permits: Arc<Semaphore>,
+    /// Free slots kept by evicting ahead of demand (see [`Registry::activate`]).
+    headroom: usize,
+}
+
+impl<M: Weighted> Registry<M> {
+    pub fn new(max_active: usize) -> Arc<Registry<M>> {
         Arc::new(Registry {
             actors: DashMap::new(),
             hibernated: Mutex::default(),
-            slots: DashMap::new(),
+            slots: Arc::new(Slots {
+                active: DashMap::new(),
+                started: Instant::now(),
+            }),
             permits: Arc::new(Semaphore::new(max_active)),
             headroom: (max_active / 16).min(MAX_HEADROOM),
-            started: Instant::now(),
         })
-    }
-
-    fn now(&self) -> u64 {
-        self.started.elapsed().as_nanos() as u64
     }
 
     /// Enqueues `envelope` for `key`, spawning its actor with `spawn` if none runs.
     pub fn enqueue(
         &self,
         key: &ObjectKey,
-        envelope: Envelope,
-        spawn: &(dyn Fn() -> Mailbox + Sync),
-    ) -> Result<(), Enqueue> {
+        envelope: M,
+        spawn: &(dyn Fn() -> Mailbox<M> + Sync),
+    ) -> Result<(), Enqueue<M>> {
         let mut envelope = envelope;
         loop {
             let entry = self.actors.entry(key.clone()).or_insert_with(spawn);
-            if entry.over_bytes(envelope.weight) {
+            if entry.over_bytes(envelope.weight()) {
                 return Err(Enqueue::FullBytes(Box::new(envelope)));
             }
             match entry.try_send(envelope) {
@@ -205,8 +228,8 @@ impl Registry {
     pub async fn enqueue_wait(
         &self,
         key: &ObjectKey,
-        mut envelope: Envelope,
-        spawn: &(dyn Fn() -> Mailbox + Sync),
+        mut envelope: M,
+        spawn: &(dyn Fn() -> Mailbox<M> + Sync),
     ) {
         loop {
             // Listen for the actor taking events before trying, so that a
@@ -229,7 +252,7 @@ impl Registry {
 
     /// Removes the actor of `key` if its mailbox is empty. Returns true if it
     /// left; false if events arrived meanwhile (it must keep running).
-    pub fn leave_if_idle(&self, key: &ObjectKey, mailbox: &MailboxReceiver) -> bool {
+    pub fn leave_if_idle(&self, key: &ObjectKey, mailbox: &MailboxReceiver<M>) -> bool {
         self.actors
             .remove_if(key, |_, _| mailbox.is_empty())
             .is_some()
@@ -242,7 +265,7 @@ impl Registry {
 
     /// True if the object holds an active slot (open database or instance).
     pub fn is_active(&self, key: &ObjectKey) -> bool {
-        self.slots.contains_key(key)
+        self.slots.active.contains_key(key)
     }
 
     fn key_hash(key: &ObjectKey) -> u64 {
@@ -278,13 +301,13 @@ impl Registry {
         key: &ObjectKey,
         wait: Duration,
     ) -> Option<ActivePermit> {
-        let deadline = Instant::now() + wait;
+        let deadline = tokio::time::Instant::now() + wait;
         let permit = loop {
             if let Ok(p) = self.permits.clone().try_acquire_owned() {
                 break p;
             }
             self.evict_lru(key);
-            let left = deadline.saturating_duration_since(Instant::now());
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
             if left.is_zero() {
                 return None;
             }
@@ -299,19 +322,19 @@ impl Registry {
             self.evict_lru(key);
         }
         let slot = Arc::new(ActiveSlot::default());
-        slot.last_used.store(self.now(), Ordering::Relaxed);
-        self.slots.insert(key.clone(), slot.clone());
+        slot.last_used.store(self.slots.now(), Ordering::Relaxed);
+        self.slots.active.insert(key.clone(), slot.clone());
         Some(ActivePermit {
             _permit: permit,
             slot,
             key: key.clone(),
-            registry: Arc::clone(self),
+            slots: self.slots.clone(),
         })
     }
 
     /// Asks every active object to hibernate once its current batch is done.
     pub fn evict_all(&self) {
-        for slot in self.slots.iter() {
+        for slot in self.slots.active.iter() {
             slot.value().evict.notify_one();
         }
     }
@@ -320,6 +343,7 @@ impl Registry {
     fn evict_lru(&self, except: &ObjectKey) {
         let victim = self
             .slots
+            .active
             .iter()
             .filter(|e| e.key() != except)
             .min_by_key(|e| e.value().last_used.load(Ordering::Relaxed))
@@ -337,6 +361,13 @@ mod tests {
     use super::*;
     use crate::id::ObjectId;
 
+    struct Msg;
+    impl Weighted for Msg {
+        fn weight(&self) -> usize {
+            1
+        }
+    }
+
     fn key(n: u8) -> ObjectKey {
         ObjectKey {
             class: "C".into(),
@@ -352,7 +383,7 @@ mod tests {
 
     #[tokio::test]
     async fn activations_keep_headroom_by_evicting_the_least_recently_used() {
-        let registry = Registry::new(32); // headroom 2
+        let registry = Registry::<Msg>::new(32); // headroom 2
         let mut permits = Vec::new();
         for n in 0..30 {
             permits.push(registry.activate(&key(n), Duration::ZERO).await.unwrap());
@@ -369,7 +400,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_full_registry_evicts_on_demand_and_times_out_without_a_free_slot() {
-        let registry = Registry::new(2); // no headroom
+        let registry = Registry::<Msg>::new(2); // no headroom
         let first = registry.activate(&key(0), Duration::ZERO).await.unwrap();
         let _second = registry.activate(&key(1), Duration::ZERO).await.unwrap();
         assert!(!was_asked_to_hibernate(&first).await);

@@ -1,19 +1,27 @@
 //! The runtime: the loaded classes, the engine, the registry of objects and the
-//! metrics, for the life of the process. Front ends (HTTP server, `namespaces`
-//! calls between objects) deliver events through `Runtime::deliver`.
+//! metrics, for the life of the process, and the wiring between them. Front
+//! ends (HTTP server, `namespaces` calls between objects, socket connections,
+//! the alarm scheduler) deliver events through `Runtime::deliver`.
+//!
+//! Object actors do not see the runtime: they get an `ObjectEnv`, whose links
+//! back to other objects (`Peers`) and to their mailboxes (`SocketEvents`)
+//! are a `RuntimeLink` — a weak reference, so nothing keeps the runtime alive
+//! in a cycle.
 
-use crate::alarms::AlarmScheduler;
 use crate::bindings::dohost::object::types::{Request, Response};
+use crate::capabilities::alarms::AlarmScheduler;
+use crate::capabilities::namespaces::{BoxFuture, CallChain, Peers, Target, WaitGraph};
+use crate::capabilities::sockets::connection::Handled;
+use crate::capabilities::sockets::{SocketEvent, SocketEvents, SocketHub};
+use crate::clock::{SharedClock, SystemClock};
 use crate::config::Config;
 use crate::data_dir::DataDirLock;
-use crate::engine::{Engine, LoadKind, LoadedClass};
+use crate::guest::engine::{Engine, LoadKind, LoadedClass};
 use crate::id::{ObjectId, ObjectKey};
 use crate::metrics::Metrics;
-use crate::object::{Envelope, EventError, EventKind, EventOutput, ObjectActor};
-use crate::peers::{BoxFuture, CallChain, Peers, Target, WaitGraph};
+use crate::object::{Envelope, EventError, EventKind, EventOutput, ObjectActor, ObjectEnv};
 use crate::registry::{Enqueue, Registry};
 use crate::rpc::{self, RpcMethod};
-use crate::sockets::{SocketEvent, SocketHub};
 use anyhow::Context;
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -29,16 +37,28 @@ pub struct Runtime {
     pub config: Config,
     pub engine: Engine,
     classes: BTreeMap<String, Arc<LoadedClass>>,
-    pub registry: Arc<Registry>,
-    pub metrics: Metrics,
+    pub registry: Arc<Registry<Envelope>>,
+    pub metrics: Arc<Metrics>,
     pub sockets: Arc<SocketHub>,
     pub alarms: Arc<AlarmScheduler>,
+    /// What every object actor is given.
+    env: Arc<ObjectEnv>,
     /// Which object waits on which (cross-request call deadlocks).
     waits: WaitGraph,
     /// Held for the life of the runtime: no second host on this data dir.
     _lock: DataDirLock,
-    /// Itself, for handing out to actors spawned from `&self`.
-    me: Weak<Runtime>,
+}
+
+/// The way back from objects to the runtime: calls to other objects, and
+/// the mailboxes socket connections deliver to.
+struct RuntimeLink(Weak<Runtime>);
+
+impl RuntimeLink {
+    fn runtime(&self) -> Result<Arc<Runtime>, String> {
+        self.0
+            .upgrade()
+            .ok_or_else(|| "the host is shutting down".to_string())
+    }
 }
 
 /// Why an RPC call could not be made.
@@ -61,20 +81,28 @@ pub enum CallError {
 impl Runtime {
     /// Creates the engine and loads (compiles or reads from cache) every class.
     pub fn new(config: Config) -> anyhow::Result<Arc<Runtime>> {
+        Runtime::with_clock(config, Arc::new(SystemClock))
+    }
+
+    /// The same, with wall time read from `clock` (virtual time in tests).
+    pub fn with_clock(config: Config, clock: SharedClock) -> anyhow::Result<Arc<Runtime>> {
         std::fs::create_dir_all(&config.data_dir)
             .with_context(|| format!("creating data dir {}", config.data_dir.display()))?;
         let lock = DataDirLock::take(&config.data_dir)?;
         // Before any database opens: temporary files go to a bounded place
         // in the data dir, commits of all objects share flushes, and (test
         // builds only) the failpoint VFS goes on top of that.
-        crate::storage::temp_files::install(&config.data_dir, config.limits.max_temp_bytes)
-            .with_context(|| {
-                format!(
-                    "setting up temporary files under {}",
-                    config.data_dir.display()
-                )
-            })?;
-        crate::storage::group_sync::install(&config.data_dir).with_context(|| {
+        crate::capabilities::storage::temp_files::install(
+            &config.data_dir,
+            config.limits.max_temp_bytes,
+        )
+        .with_context(|| {
+            format!(
+                "setting up temporary files under {}",
+                config.data_dir.display()
+            )
+        })?;
+        crate::capabilities::storage::group_sync::install(&config.data_dir).with_context(|| {
             format!(
                 "installing the group-sync VFS on {}",
                 config.data_dir.display()
@@ -97,24 +125,52 @@ impl Runtime {
             classes.insert(class.name.clone(), Arc::new(loaded));
         }
         let class_names: Vec<Arc<str>> = classes.values().map(|c| c.name.clone()).collect();
-        let alarms = AlarmScheduler::open(&config.data_dir, &class_names, config.alarms)
-            .context("opening the alarm index")?;
-        Ok(Arc::new_cyclic(|me| Runtime {
-            alarms: Arc::new(alarms),
-            registry: Registry::new(config.limits.max_active),
-            sockets: Arc::new(SocketHub::new(config.limits.max_ws_send_queue_bytes)),
-            config,
-            engine,
-            classes,
-            metrics: Metrics::default(),
-            waits: WaitGraph::default(),
-            _lock: lock,
-            me: me.clone(),
+        let alarms =
+            AlarmScheduler::open(&config.data_dir, &class_names, config.alarms, clock.clone())
+                .context("opening the alarm index")?;
+        let alarms = Arc::new(alarms);
+        let registry = Registry::new(config.limits.max_active);
+        let sockets = Arc::new(SocketHub::new(
+            config.limits.max_ws_send_queue_bytes,
+            clock.clone(),
+        ));
+        let metrics = Arc::new(Metrics::default());
+        Ok(Arc::new_cyclic(|me| {
+            let link = Arc::new(RuntimeLink(me.clone()));
+            let env = Arc::new(ObjectEnv {
+                limits: config.limits.clone(),
+                data_dir: config.data_dir.clone(),
+                clock,
+                metrics: metrics.clone(),
+                registry: registry.clone(),
+                sockets: sockets.clone(),
+                alarms: alarms.clone(),
+                peers: link.clone(),
+                socket_events: link,
+            });
+            Runtime {
+                alarms,
+                registry,
+                sockets,
+                config,
+                engine,
+                classes,
+                metrics,
+                env,
+                waits: WaitGraph::default(),
+                _lock: lock,
+            }
         }))
     }
 
-    fn arc(&self) -> Arc<Runtime> {
-        self.me.upgrade().expect("the runtime outlives its users")
+    /// Starts the actor of an object (the registry calls it when the object
+    /// has none).
+    fn spawner<'a>(
+        &'a self,
+        class: &'a Arc<LoadedClass>,
+        id: ObjectId,
+    ) -> impl Fn() -> crate::registry::Mailbox<Envelope> + Sync + 'a {
+        move || ObjectActor::spawn(self.env.clone(), Arc::clone(class), id)
     }
 
     pub fn class(&self, name: &str) -> Option<&Arc<LoadedClass>> {
@@ -132,13 +188,9 @@ impl Runtime {
         })
     }
 
-    /// Where the database of an object lives. Class names are validated
-    /// identifiers and ids are hex, so the path cannot escape the data dir.
+    /// Where the database of an object lives.
     pub fn object_path(&self, key: &ObjectKey) -> PathBuf {
-        self.config
-            .data_dir
-            .join(&*key.class)
-            .join(format!("{}.sqlite", key.id))
+        self.env.object_path(key)
     }
 
     /// Delivers an HTTP request to an object's `fetch` handler.
@@ -170,7 +222,7 @@ impl Runtime {
         id: ObjectId,
         name: Option<String>,
         request: Request,
-        connection: crate::sockets::PendingConnection,
+        connection: crate::capabilities::sockets::PendingConnection,
     ) -> Result<EventOutput, EventError> {
         let kind = EventKind::Fetch {
             request,
@@ -196,7 +248,7 @@ impl Runtime {
         };
         let (reply, response) = oneshot::channel();
         let envelope = Envelope::new(EventKind::Socket(event), name, CallChain::default(), reply);
-        let spawn = || ObjectActor::spawn(self.arc(), Arc::clone(class), id);
+        let spawn = self.spawner(class, id);
         self.registry.enqueue_wait(&key, envelope, &spawn).await;
         self.metrics.mailbox_depth.inc();
         response
@@ -259,7 +311,8 @@ impl Runtime {
         m.sockets_active.set(self.sockets.open_sockets() as i64);
         m.actors.set(self.registry.actors() as i64);
         m.socket_objects.set(self.sockets.entries() as i64);
-        m.temp_bytes.set(crate::storage::temp_files::used() as i64);
+        m.temp_bytes
+            .set(crate::capabilities::storage::temp_files::used() as i64);
         let hibernated = self
             .sockets
             .objects_with_sockets()
@@ -334,7 +387,7 @@ impl Runtime {
         let label = kind.label();
         let (reply, response) = oneshot::channel();
         let envelope = Envelope::new(kind, name, callers, reply);
-        let spawn = || ObjectActor::spawn(self.arc(), Arc::clone(class), id);
+        let spawn = self.spawner(class, id);
         match self.registry.enqueue(&key, envelope, &spawn) {
             Ok(()) => self.metrics.mailbox_depth.inc(),
             Err(Enqueue::Full(_)) => {
@@ -360,9 +413,11 @@ impl Runtime {
     }
 }
 
-impl Peers for Runtime {
+impl Peers for RuntimeLink {
     fn knows_class(&self, class: &str) -> bool {
-        self.classes.contains_key(class)
+        self.0
+            .upgrade()
+            .is_some_and(|rt| rt.classes.contains_key(class))
     }
 
     fn call(
@@ -372,16 +427,20 @@ impl Peers for Runtime {
         args: Value,
         chain: CallChain,
     ) -> BoxFuture<Result<Value, String>> {
-        let rt = self.arc();
+        let rt = self.runtime();
         Box::pin(async move {
+            let rt = rt?;
             let _waiting = rt.waits.wait_on(&chain, &target)?;
             let Target { class, id, name } = target;
             let timeout = rt.config.limits.call_timeout;
             let call = rt.call(&class, id, name, &method, &args, chain);
             match tokio::time::timeout(timeout, call).await {
                 Ok(Ok((_, value))) => match &value {
-                    Some(v) => rpc::json::encode_bounded(v, crate::limits::MAX_RPC_RESULT_BYTES)
-                        .map_err(|e| format!("{class}/{id} {method}: {e}")),
+                    Some(v) => rpc::json::encode_bounded(
+                        v,
+                        crate::config::limits::MAX_RPC_RESULT_BYTES,
+                    )
+                    .map_err(|e| format!("{class}/{id} {method}: {e}")),
                     None => Ok(Value::Null),
                 },
                 Ok(Err(e)) => Err(e.to_string()),
@@ -398,8 +457,9 @@ impl Peers for Runtime {
         req: Request,
         chain: CallChain,
     ) -> BoxFuture<Result<Response, String>> {
-        let rt = self.arc();
+        let rt = self.runtime();
         Box::pin(async move {
+            let rt = rt?;
             let _waiting = rt.waits.wait_on(&chain, &target)?;
             let Target { class, id, name } = target;
             let timeout = rt.config.limits.call_timeout;
@@ -412,4 +472,53 @@ impl Peers for Runtime {
             }
         })
     }
+}
+
+impl SocketEvents for RuntimeLink {
+    fn deliver(
+        &self,
+        key: &ObjectKey,
+        name: Option<String>,
+        event: SocketEvent,
+    ) -> futures_util::future::BoxFuture<'_, Handled> {
+        let key = key.clone();
+        // Two steps: queueing (awaited by the reader: backpressure), then the
+        // outcome (awaited in order with the socket's other events).
+        #[allow(clippy::async_yields_async)]
+        Box::pin(async move {
+            let queued = match self.runtime() {
+                Ok(rt) => match rt.known_class(&key.class).cloned() {
+                    Ok(class) => Ok(rt.deliver_socket_event(&class, key.id, name, event).await),
+                    Err(e) => Err(e.to_string()),
+                },
+                Err(why) => Err(why),
+            };
+            let handled: Handled = match queued {
+                Ok(reply) => Box::pin(async move { host_failure(reply.await) }),
+                Err(why) => Box::pin(std::future::ready(Some(why))),
+            };
+            handled
+        })
+    }
+}
+
+/// Why the object could not handle a socket's event, if the host is at
+/// fault (a guest failure is the object's business: the socket stays open).
+fn host_failure(
+    reply: Result<Result<EventOutput, EventError>, oneshot::error::RecvError>,
+) -> Option<String> {
+    match reply {
+        Ok(Ok(_)) | Ok(Err(EventError::Guest { .. })) => None,
+        Ok(Err(e)) => Some(without_object(&e.to_string()).to_string()),
+        Err(_) => Some("the object stopped before handling a message".into()),
+    }
+}
+
+/// `message` without its leading "object <class>/<id>": a close reason holds
+/// 123 bytes, and the client knows which object it is connected to.
+fn without_object(message: &str) -> &str {
+    message
+        .strip_prefix("object ")
+        .and_then(|rest| rest.split_once(' '))
+        .map_or(message, |(_, cause)| cause)
 }

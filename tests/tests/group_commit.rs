@@ -101,7 +101,7 @@ fn grow_to_the_cap(path: &std::path::Path) {
     conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
         .unwrap();
     conn.close().unwrap();
-    let pages = dohost::limits::MAX_DATABASE_BYTES / PAGE;
+    let pages = dohost::config::limits::MAX_DATABASE_BYTES / PAGE;
     let file = std::fs::OpenOptions::new().write(true).open(path).unwrap();
     std::os::unix::fs::FileExt::write_all_at(&file, &(pages as u32).to_be_bytes(), 28).unwrap();
     file.set_len(pages * PAGE).unwrap();

@@ -2,10 +2,10 @@
 //! codec, id parsing, and a model-based sequence of storage operations checked
 //! against an in-memory reference.
 
+use dohost::capabilities::storage::{ListOptions, ObjectDb};
 use dohost::id::ObjectId;
 use dohost::rpc::json::{decode, encode};
 use dohost::rpc::types::WitType;
-use dohost::storage::{ListOptions, ObjectDb};
 use proptest::prelude::*;
 use std::collections::BTreeMap;
 use wasmtime::component::Val;
@@ -283,7 +283,7 @@ proptest! {
                     prop_assert_eq!(db.kv_list(&o).unwrap(), model_list(&stack[top], &o), "{:?}", o);
                 }
                 Op::DeleteAll => {
-                    db.delete_all(&[]).unwrap();
+                    db.delete_all().unwrap();
                     stack[top].clear();
                 }
                 Op::BeginNested => {

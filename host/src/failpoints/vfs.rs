@@ -10,7 +10,7 @@
 //! `DOHOST_POWERLOSS=sync:N[:torn]` or `write:N[:torn]`;
 //! `DOHOST_IOERROR=write:N`, `sync:N` or `full:N` (the Nth write reports a full disk).
 
-use crate::storage::vfs_layer::{File, Layer};
+use crate::capabilities::storage::vfs_layer::{File, Layer};
 use rusqlite::ffi;
 use std::collections::HashMap;
 use std::ffi::c_int;
@@ -103,7 +103,7 @@ pub fn install_from_env() {
     };
     let _ = MODE.set(mode);
     *UNDO.lock().unwrap() = Some(HashMap::new());
-    crate::storage::vfs_layer::register(c"dohost-failpoints", &Failpoints)
+    crate::capabilities::storage::vfs_layer::register(c"dohost-failpoints", &Failpoints)
         .expect("registering the failpoint VFS");
     eprintln!("failpoint VFS installed: {mode:?}");
 }
@@ -120,7 +120,7 @@ fn power_cut(torn: bool) -> ! {
     // its real flushes count, so a layer that stopped flushing fails here.)
     // Changes are in time order and flushes only complete forward, so the
     // volatile ones are a suffix.
-    let done = crate::storage::group_sync::flushes_done();
+    let done = crate::capabilities::storage::group_sync::flushes_done();
     for (path, fu) in files {
         let Ok(f) = std::fs::OpenOptions::new().write(true).open(&path) else {
             continue;
@@ -163,7 +163,7 @@ fn remember(file: &File<'_>, offset: i64, len: i64) {
         offset: offset.max(0) as u64,
         old,
         size_before: size as u64,
-        flushes_started: crate::storage::group_sync::flushes_started(),
+        flushes_started: crate::capabilities::storage::group_sync::flushes_started(),
     };
     if let Some(files) = UNDO.lock().unwrap().as_mut() {
         files
@@ -248,7 +248,7 @@ impl Layer for Failpoints {
     fn synced(&self, file: &File<'_>) {
         // Forget the changes a real flush has covered (the layer below may
         // have answered without flushing: a fresh WAL header).
-        let done = crate::storage::group_sync::flushes_done();
+        let done = crate::capabilities::storage::group_sync::flushes_done();
         if let Some(files) = UNDO.lock().unwrap().as_mut() {
             let fu = files.entry(file.path.to_string()).or_default();
             fu.undo.retain(|c| c.flushes_started >= done);

@@ -2,9 +2,9 @@
 
 use super::run::{EventStart, Ran};
 use super::{AlarmOutcome, EventError, EventOutput, ObjectActor};
-use crate::alarms::{self, AfterFailure};
-use crate::instance::EventEffects;
-use crate::peers::ChainLink;
+use crate::capabilities::alarms::{self, AfterFailure};
+use crate::capabilities::namespaces::ChainLink;
+use crate::guest::instance::EventEffects;
 
 impl ObjectActor {
     /// Runs the object's alarm if it is due. The handler (and the constructor
@@ -13,21 +13,24 @@ impl ObjectActor {
     /// constructor or instantiation that fails schedules a retry with backoff
     /// (unless the handler set or deleted the alarm itself).
     pub(super) async fn run_alarm(&mut self, callers: &[ChainLink]) -> Ran {
-        // Whatever happens, the index resyncs with the object at commit.
-        let host_effects = || EventEffects {
-            alarm_dirty: true,
-            ..EventEffects::default()
-        };
+        // The index resyncs with the object at the commit, from the alarm
+        // metadata this event writes (it always writes it: clears it to run
+        // the handler, or rewrites it when it is not due).
+        let host_effects = EventEffects::default;
         if let Err(e) = self.db().begin_event() {
             return (Err(self.storage_failed(e)), host_effects());
         }
-        let now = alarms::now_ms();
+        let now = self.env.clock.now_ms();
         let state = match alarms::read(self.db()) {
             Ok(state) => state,
             Err(e) => return (Err(self.storage_failed(e)), host_effects()),
         };
         let Some((_, retry)) = state.filter(|(at, _)| *at <= now) else {
-            // Deleted or moved since it was indexed: the index resyncs at commit.
+            // Deleted or moved since it was indexed: rewriting it makes the
+            // index resync at the commit.
+            if let Err(e) = alarms::write(self.db(), state) {
+                return (Err(self.storage_failed(e)), host_effects());
+            }
             return match self.db().finish_event() {
                 Ok(()) => (Ok(EventOutput::Alarm(AlarmOutcome::NotDue)), host_effects()),
                 Err(e) => (Err(self.storage_failed(e)), host_effects()),
@@ -45,8 +48,9 @@ impl ObjectActor {
             // The event was undone (the alarm is back): retry it later.
             return (self.retry_after(retry, Err(e)), host_effects());
         }
-        self.runtime.metrics.alarm(&self.key.class, "fired");
-        let (instance, _) = self.instance.as_mut().expect("ensured");
+        self.env.metrics.alarm(&self.key.class, "fired");
+        let instance = self.residency.instance().expect("ensured");
+        let writes_before = instance.db().meta_changes().event_alarm_writes();
         let result = match instance.alarm(retry).await {
             Ok(Ok(())) => Ok(AlarmOutcome::Succeeded),
             Ok(Err(message)) => {
@@ -55,9 +59,9 @@ impl ObjectActor {
             }
             Err(failure) => Err(failure),
         };
-        let handler_chose = instance.alarm_changed();
-        let (result, mut effects) = self.finish_event(result.map(EventOutput::Alarm));
-        effects.alarm_dirty = true;
+        let instance = self.residency.instance().expect("ensured");
+        let handler_chose = instance.db().meta_changes().event_alarm_writes() > writes_before;
+        let (result, effects) = self.finish_event(result.map(EventOutput::Alarm));
         let failed = matches!(
             result,
             Err(_) | Ok(EventOutput::Alarm(AlarmOutcome::Failed(_)))
@@ -78,7 +82,7 @@ impl ObjectActor {
     ) -> Result<EventOutput, EventError> {
         // Nothing can be recorded without a transaction (a failed database,
         // or SQLite rolled it back): the scheduler redelivers later.
-        if (self.db.is_none() && self.instance.is_none()) || !self.db().in_transaction() {
+        if !self.residency.db().is_some_and(|db| db.in_transaction()) {
             return result;
         }
         match self.schedule_retry(retry) {
@@ -89,16 +93,16 @@ impl ObjectActor {
 
     /// Records the next attempt (or gives up) in the object's database.
     fn schedule_retry(&mut self, retry: u32) -> Result<(), EventError> {
-        let policy = self.runtime.alarms.policy;
+        let policy = self.env.alarms.policy;
         let jitter = rand::random::<f64>() * 0.5 - 0.25;
-        let next = alarms::next_after_failure(&policy, retry, alarms::now_ms(), jitter);
+        let next = alarms::next_after_failure(&policy, retry, self.env.clock.now_ms(), jitter);
         let written = match next {
             AfterFailure::Retry { at, retry } => {
-                self.runtime.metrics.alarm(&self.key.class, "retried");
+                self.env.metrics.alarm(&self.key.class, "retried");
                 alarms::write(self.db(), Some((at, retry)))
             }
             AfterFailure::GiveUp => {
-                self.runtime.metrics.alarm(&self.key.class, "failed");
+                self.env.metrics.alarm(&self.key.class, "failed");
                 tracing::error!(
                     "object {}: alarm failed {} times; giving up (alarms.max_retries)",
                     self.key,

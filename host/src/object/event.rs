@@ -1,28 +1,12 @@
 //! The events an object receives and what it answers.
 
 use crate::bindings::dohost::object::types::{Request, Response};
-use crate::instance::GuestFailure;
-use crate::peers::CallChain;
+use crate::capabilities::namespaces::CallChain;
+use crate::capabilities::sockets::SocketEvent;
+use crate::guest::GuestFailure;
+use crate::id::SocketId;
+use crate::registry::Weighted;
 use crate::rpc::RpcMethod;
-use crate::sockets::{SocketEvent, SocketId};
-
-impl Envelope {
-    /// An envelope for `kind`, weighed.
-    pub fn new(
-        kind: EventKind,
-        name: Option<String>,
-        callers: CallChain,
-        reply: oneshot::Sender<Result<EventOutput, EventError>>,
-    ) -> Envelope {
-        Envelope {
-            weight: kind.weight(),
-            kind,
-            name,
-            callers,
-            reply,
-        }
-    }
-}
 use std::sync::Arc;
 use tokio::sync::oneshot;
 use wasmtime::component::Val;
@@ -34,7 +18,7 @@ pub enum EventKind {
     /// WebSocket (the socket is served from it once the accept commits).
     Fetch {
         request: Request,
-        upgrade: Option<crate::sockets::PendingConnection>,
+        upgrade: Option<crate::capabilities::sockets::PendingConnection>,
     },
     Rpc {
         method: Arc<RpcMethod>,
@@ -118,6 +102,30 @@ pub struct Envelope {
     /// Objects blocked waiting for this event (for cycle detection).
     pub callers: CallChain,
     pub reply: oneshot::Sender<Result<EventOutput, EventError>>,
+}
+
+impl Envelope {
+    /// An envelope for `kind`, weighed.
+    pub fn new(
+        kind: EventKind,
+        name: Option<String>,
+        callers: CallChain,
+        reply: oneshot::Sender<Result<EventOutput, EventError>>,
+    ) -> Envelope {
+        Envelope {
+            weight: kind.weight(),
+            kind,
+            name,
+            callers,
+            reply,
+        }
+    }
+}
+
+impl Weighted for Envelope {
+    fn weight(&self) -> usize {
+        self.weight
+    }
 }
 
 /// Why an event produced no reply from the guest.

@@ -2,69 +2,67 @@
 //! object's database connection and component instance.
 //!
 //! Events are processed strictly one at a time. Events that queue up while a
-//! batch runs form the next batch: one SQLite transaction with one savepoint
-//! per event, committed (one fsync) before any reply of the batch is released
-//! (the output gate; `batch.rs`). A guest failure rolls back only its own
-//! event and discards the instance (`run.rs`); a storage failure rolls back
-//! the whole batch and resets the object. An idle object hibernates: instance
-//! and database are dropped and the actor leaves the registry.
+//! batch runs form the next batch, which the commit pipeline (`pipeline.rs`)
+//! runs in one transaction and commits before any reply is released. The
+//! actor is the pipeline's stage (`stage.rs`): it runs events (`run.rs`,
+//! `alarm.rs`) and drives the capabilities' hooks around the commit. An idle
+//! object hibernates: instance and database are dropped and the actor leaves
+//! the registry.
 
 mod alarm;
-mod batch;
+mod env;
 mod event;
+pub mod pipeline;
+mod residency;
 mod run;
+mod stage;
 
+pub use env::ObjectEnv;
 pub use event::{AlarmOutcome, Envelope, EventError, EventKind, EventOutput};
 
+use crate::config::limits::MAX_EVENTS_PER_COMMIT;
 use crate::deadline::Deadline;
-use crate::engine::LoadedClass;
-use crate::id::ObjectId;
-use crate::instance::ObjectInstance;
-use crate::limits::MAX_EVENTS_PER_COMMIT;
-use crate::metrics::LiveGuard;
-use crate::registry::{ActivePermit, Mailbox, MailboxReceiver, ObjectKey};
-use crate::runtime::Runtime;
-use crate::storage::ObjectDb;
+use crate::guest::engine::LoadedClass;
+use crate::id::{ObjectId, ObjectKey};
+use crate::registry::{Mailbox, MailboxReceiver};
+use residency::Residency;
 use std::sync::Arc;
 
 /// The actor of one object.
 pub struct ObjectActor {
-    runtime: Arc<Runtime>,
+    env: Arc<ObjectEnv>,
     class: Arc<LoadedClass>,
     key: ObjectKey,
-    mailbox: MailboxReceiver,
-    /// Present while active. Always dropped together with `db` and `instance`.
-    permit: Option<ActivePermit>,
-    db: Option<ObjectDb>,
-    instance: Option<(ObjectInstance, LiveGuard)>,
+    mailbox: MailboxReceiver<Envelope>,
+    residency: Residency,
     name: Option<String>,
     /// Set when the database failed; the batch is rolled back and the object reset.
     broken: Option<String>,
     /// The deadline of the running guest call, shared by the instance and the
     /// database's progress handler.
     deadline: Deadline,
+    /// What the batch's before-commit hooks learned, for its after-commit hooks.
+    commit_notes: stage::CommitNotes,
 }
 
 impl ObjectActor {
     /// Starts the actor of (class, id) and returns its mailbox.
-    pub fn spawn(runtime: Arc<Runtime>, class: Arc<LoadedClass>, id: ObjectId) -> Mailbox {
-        let limits = &runtime.config.limits;
-        let (mailbox, receiver) = Mailbox::new(limits.mailbox, limits.mailbox_bytes);
+    pub fn spawn(env: Arc<ObjectEnv>, class: Arc<LoadedClass>, id: ObjectId) -> Mailbox<Envelope> {
+        let (mailbox, receiver) = Mailbox::new(env.limits.mailbox, env.limits.mailbox_bytes);
         let key = ObjectKey {
             class: class.name.clone(),
             id,
         };
         let actor = ObjectActor {
-            runtime,
+            env,
             class,
             key,
             mailbox: receiver,
-            permit: None,
-            db: None,
-            instance: None,
+            residency: Residency::Hibernated,
             name: None,
             broken: None,
             deadline: Deadline::default(),
+            commit_notes: Default::default(),
         };
         tokio::spawn(actor.run());
         mailbox
@@ -75,9 +73,9 @@ impl ObjectActor {
     }
 
     async fn run(mut self) {
-        let hibernate_after = self.runtime.config.limits.hibernate_after;
+        let hibernate_after = self.env.limits.hibernate_after;
         loop {
-            let first = match &self.permit {
+            let first = match self.residency.permit() {
                 None => self.mailbox.recv().await,
                 Some(permit) => {
                     let slot = permit.slot().clone();
@@ -85,15 +83,13 @@ impl ObjectActor {
                         biased;
                         event = self.mailbox.recv() => event,
                         () = slot.evict.notified() => {
-                            self.hibernate("lru");
-                            if self.runtime.registry.leave_if_idle(&self.key, &self.mailbox) {
+                            if self.hibernate_and_leave("lru") {
                                 return;
                             }
                             continue;
                         }
                         () = tokio::time::sleep(hibernate_after) => {
-                            self.hibernate("idle");
-                            if self.runtime.registry.leave_if_idle(&self.key, &self.mailbox) {
+                            if self.hibernate_and_leave("idle") {
                                 return;
                             }
                             continue;
@@ -113,108 +109,129 @@ impl ObjectActor {
                     None => break,
                 }
             }
-            self.runtime
-                .metrics
-                .mailbox_depth
-                .dec_by(batch.len() as i64);
+            self.env.metrics.mailbox_depth.dec_by(batch.len() as i64);
             self.run_batch(batch).await;
             // `hibernate_after = "0s"`: evict after every batch (nothing may
             // live in the instance between events). An object that could not
             // get an active slot leaves as soon as nothing waits for it.
-            let leave =
-                (hibernate_after.is_zero() || self.permit.is_none()) && self.mailbox.is_empty();
-            if leave {
-                self.hibernate("idle");
-                if self
-                    .runtime
-                    .registry
-                    .leave_if_idle(&self.key, &self.mailbox)
-                {
-                    return;
-                }
+            let leave = (hibernate_after.is_zero() || self.residency.permit().is_none())
+                && self.mailbox.is_empty();
+            if leave && self.hibernate_and_leave("idle") {
+                return;
             }
         }
+    }
+
+    async fn run_batch(&mut self, batch: Vec<Envelope>) {
+        if let Err(e) = self.activate().await {
+            for envelope in batch {
+                let label = envelope.kind.label();
+                self.env.metrics.event(&self.key.class, label, "refused");
+                let _ = envelope.reply.send(Err(e.clone()));
+            }
+            return;
+        }
+        if let Some(permit) = self.residency.permit() {
+            permit.touch();
+        }
+        let object = self.object();
+        pipeline::run_batch(self, &object, batch).await;
+    }
+
+    /// Hibernates, then leaves the registry if nothing arrived meanwhile.
+    fn hibernate_and_leave(&mut self, reason: &str) -> bool {
+        self.hibernate(reason);
+        self.env.registry.leave_if_idle(&self.key, &self.mailbox)
     }
 
     /// Drops the instance and the database; the object now lives only on disk
     /// (and not even there when it holds nothing a constructor would not
     /// rebuild). A large WAL is checkpointed first, so waking reads little.
     fn hibernate(&mut self, reason: &str) {
-        if self.permit.is_none() {
+        if self.residency.permit().is_none() {
             return;
         }
-        if let Some((instance, _guard)) = self.instance.take() {
-            self.db = Some(instance.into_db());
-        }
+        let db = std::mem::take(&mut self.residency).close();
         let _ = crate::failpoints::hit("mid-eviction");
-        if let Some(mut db) = self.db.take() {
-            let disposable = db.is_disposable().unwrap_or(false);
-            if !disposable {
-                if let Err(e) = tokio::task::block_in_place(|| db.compact_wal()) {
-                    tracing::warn!("object {}: checkpoint at hibernation: {e}", self.key);
-                }
-            }
-            let path = db.path().to_path_buf();
-            drop(db);
-            if disposable {
-                if let Err(e) = crate::storage::remove_database(&path) {
-                    tracing::warn!("object {}: removing its empty database: {e}", self.key);
-                }
-            }
+        if let Some(db) = db {
+            self.close_database(db);
         }
-        self.permit = None;
-        self.runtime.metrics.hibernation(reason);
-        if self.runtime.registry.mark_hibernated(&self.key) {
-            self.runtime.metrics.objects_hibernated.inc();
+        self.env.metrics.hibernation(reason);
+        if self.env.registry.mark_hibernated(&self.key) {
+            self.env.metrics.objects_hibernated.inc();
         }
     }
 
-    /// Drops instance and database after a storage failure (reopened on demand).
-    fn reset(&mut self) {
-        self.instance = None;
-        self.db = None;
-        self.broken = None;
+    /// Closes a hibernating object's database: removed when it holds
+    /// nothing a constructor would not rebuild, else its WAL compacted.
+    fn close_database(&self, mut db: crate::capabilities::storage::ObjectDb) {
+        let disposable = db.is_disposable().unwrap_or(false);
+        if !disposable {
+            if let Err(e) = tokio::task::block_in_place(|| db.compact_wal()) {
+                tracing::warn!("object {}: checkpoint at hibernation: {e}", self.key);
+            }
+        }
+        let path = db.path().to_path_buf();
+        drop(db);
+        if disposable {
+            if let Err(e) = crate::capabilities::storage::remove_database(&path) {
+                tracing::warn!("object {}: removing its empty database: {e}", self.key);
+            }
+        }
     }
 
-    /// Opens the database if needed (acquiring an active slot first).
-    async fn ensure_db(&mut self) -> Result<(), EventError> {
-        if self.permit.is_none() {
-            let limits = &self.runtime.config.limits;
-            let (limit, wait) = (limits.max_active, limits.activation_wait);
-            let permit = self
-                .runtime
-                .registry
-                .activate(&self.key, wait)
-                .await
-                .ok_or_else(|| EventError::NoCapacity {
+    /// Takes an active slot and opens the database, if the object has none.
+    async fn activate(&mut self) -> Result<(), EventError> {
+        if !self.residency.needs_db() {
+            return Ok(());
+        }
+        let limits = &self.env.limits;
+        let permit = match std::mem::take(&mut self.residency) {
+            Residency::Slot { permit } => permit,
+            _ => {
+                let permit = self
+                    .env
+                    .registry
+                    .activate(&self.key, limits.activation_wait)
+                    .await
+                    .ok_or_else(|| EventError::NoCapacity {
+                        object: self.object(),
+                        limit: limits.max_active,
+                    })?;
+                if self.env.registry.mark_woken(&self.key) {
+                    self.env.metrics.objects_hibernated.dec();
+                }
+                permit
+            }
+        };
+        let path = self.env.object_path(&self.key);
+        let storage_limits = crate::capabilities::storage::StorageLimits {
+            max_bytes: limits.max_storage_bytes,
+        };
+        let deadline = self.deadline.clone();
+        let opened = tokio::task::block_in_place(|| {
+            crate::capabilities::storage::ObjectDb::open_with(&path, storage_limits, deadline)
+        });
+        match opened {
+            Ok(db) => {
+                self.residency = Residency::Open { permit, db };
+                Ok(())
+            }
+            Err(e) => {
+                self.residency = Residency::Slot { permit };
+                Err(EventError::Storage {
                     object: self.object(),
-                    limit,
-                })?;
-            self.permit = Some(permit);
-            if self.runtime.registry.mark_woken(&self.key) {
-                self.runtime.metrics.objects_hibernated.dec();
+                    message: e.to_string(),
+                })
             }
         }
-        if self.db.is_none() && self.instance.is_none() {
-            let path = self.runtime.object_path(&self.key);
-            let limits = self.runtime.config.limits.storage();
-            let deadline = self.deadline.clone();
-            let db = tokio::task::block_in_place(|| ObjectDb::open_with(&path, limits, deadline))
-                .map_err(|e| EventError::Storage {
-                object: self.object(),
-                message: e.to_string(),
-            })?;
-            self.db = Some(db);
-        }
-        Ok(())
     }
 
-    fn db(&mut self) -> &mut ObjectDb {
-        match (&mut self.instance, &mut self.db) {
-            (Some((instance, _)), _) => instance.db(),
-            (None, Some(db)) => db,
-            (None, None) => unreachable!("ensure_db runs before any storage access"),
-        }
+    /// Drops the instance and the database after a storage failure (the slot
+    /// stays; the database is reopened on demand).
+    fn reset(&mut self) {
+        self.residency = std::mem::take(&mut self.residency).reset();
+        self.broken = None;
     }
 
     fn storage_failed(&mut self, err: impl std::fmt::Display) -> EventError {
@@ -226,13 +243,10 @@ impl ObjectActor {
         }
     }
 
-    /// Moves the database out of a failed instance and undoes its event.
+    /// Drops a failed instance and undoes its event.
     fn discard_instance(&mut self) {
-        if let Some((instance, _guard)) = self.instance.take() {
-            self.db = Some(instance.into_db());
-        }
-        let db = self.db();
-        if db.in_transaction() {
+        self.residency.discard_instance();
+        if let Some(db) = self.residency.db() {
             if let Err(e) = db.undo_event() {
                 self.broken.get_or_insert_with(|| e.to_string());
             }

@@ -2,14 +2,15 @@
 //! constructor, as part of the event that needs it), the handler call, and
 //! what the event produced.
 
-use super::batch::Pending;
+use super::pipeline::Pending;
 use super::{EventError, EventKind, EventOutput, ObjectActor};
 use crate::bindings::dohost::object::types::Response;
-use crate::instance::{CallLimits, EventEffects, GuestFailure, InstanceLinks, ObjectInstance};
+use crate::capabilities::namespaces::ChainLink;
+use crate::capabilities::sockets::SocketEvent;
+use crate::capabilities::storage::{Meta, Phase, StorageError};
+use crate::guest::instance::{CallLimits, EventEffects, Identity, InstanceLinks, ObjectInstance};
+use crate::guest::GuestFailure;
 use crate::object::Envelope;
-use crate::peers::ChainLink;
-use crate::sockets::SocketEvent;
-use crate::storage::{Phase, StorageError, META_NAME};
 
 /// What an event left behind: its answer and its effects.
 pub(super) type Ran = (Result<EventOutput, EventError>, EventEffects);
@@ -80,7 +81,7 @@ impl ObjectActor {
             return (Err(e), EventEffects::default());
         }
         let object = self.object();
-        let (instance, _) = self.instance.as_mut().expect("ensured");
+        let instance = self.residency.instance().expect("ensured");
         let handled = |r: Result<(), String>| {
             if let Err(e) = r {
                 // A returned error is not a crash: the event's writes are kept.
@@ -125,7 +126,7 @@ impl ObjectActor {
                 return (Err(self.guest_failed(failure)), EventEffects::default());
             }
         };
-        let (instance, _) = self.instance.as_mut().expect("a guest call ran");
+        let instance = self.residency.instance().expect("a guest call ran");
         match instance.db().finish_event() {
             Ok(()) => (Ok(output), instance.take_effects()),
             Err(e) if e.is_fatal() => (Err(self.storage_failed(e)), EventEffects::default()),
@@ -155,12 +156,12 @@ impl ObjectActor {
         start: &EventStart<'_>,
         for_socket: bool,
     ) -> Result<(), EventError> {
-        if let Some((instance, _)) = &mut self.instance {
+        if let Some(instance) = self.residency.instance() {
             instance.begin_event(start.callers, start.upgrade, start.batch_accepts);
             return Ok(());
         }
         if for_socket {
-            self.runtime.metrics.socket_wakeups.inc();
+            self.env.metrics.socket_wakeups.inc();
         }
         let name = match self.learn_name() {
             Ok(name) => name,
@@ -171,22 +172,25 @@ impl ObjectActor {
             }
         };
         let db = self
-            .db
-            .take()
-            .expect("database is open outside an instance");
-        let call_limits = CallLimits::from(&self.runtime.config.limits);
+            .residency
+            .take_db()
+            .expect("the database is open outside an instance");
+        let call_limits = CallLimits::from(&self.env.limits);
         let links = InstanceLinks {
-            peers: self.runtime.clone(),
-            sockets: self.runtime.sockets.clone(),
+            peers: self.env.peers.clone(),
+            sockets: self.env.sockets.clone(),
             deadline: self.deadline.clone(),
         };
+        let who = Identity {
+            id: self.key.id,
+            name,
+        };
         let instantiated =
-            ObjectInstance::instantiate(&self.class, self.key.id, name, db, call_limits, links)
-                .await;
+            ObjectInstance::instantiate(&self.class, who, db, call_limits, links).await;
         let instance = match instantiated {
             Ok(instance) => instance,
             Err((message, db)) => {
-                self.db = Some(db);
+                self.residency.put_db(db);
                 self.discard_instance();
                 return Err(EventError::Instantiate {
                     object: self.object(),
@@ -194,8 +198,9 @@ impl ObjectActor {
                 });
             }
         };
-        let guard = self.runtime.metrics.instance_started(&self.key.class);
-        let (instance, _) = self.instance.insert((instance, guard));
+        let guard = self.env.metrics.instance_started(&self.key.class);
+        self.residency.go_live(instance, guard);
+        let instance = self.residency.instance().expect("just went live");
         instance.begin_event(start.callers, start.upgrade, start.batch_accepts);
         instance.db().set_phase(Phase::Constructor);
         let constructed = instance.init().await;
@@ -213,14 +218,13 @@ impl ObjectActor {
     /// event that addressed it by name (and then stored).
     fn learn_name(&mut self) -> Result<Option<String>, StorageError> {
         use rusqlite::types::Value;
-        let db = self.db();
-        let stored = match db.meta(META_NAME)? {
+        let stored = match self.db().meta(Meta::Name)? {
             Some(Value::Text(n)) => Some(n),
             _ => None,
         };
         if let (None, Some(name)) = (&stored, &self.name) {
             let name = name.clone();
-            self.db().set_meta(META_NAME, Value::Text(name))?;
+            self.db().set_meta(Meta::Name, Value::Text(name))?;
         }
         Ok(stored.or_else(|| self.name.clone()))
     }
@@ -228,7 +232,7 @@ impl ObjectActor {
     pub(super) fn guest_failed(&mut self, failure: GuestFailure) -> EventError {
         // A storage failure inside the guest call breaks the object, unless
         // SQLite merely rolled the transaction back (the batch handles that).
-        let lost = self.db.as_ref().is_some_and(|db| db.is_lost());
+        let lost = self.residency.db().is_some_and(|db| db.is_lost());
         if let GuestFailure::Storage(message) = &failure {
             if !lost {
                 self.broken.get_or_insert_with(|| message.clone());

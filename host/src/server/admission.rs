@@ -5,7 +5,7 @@
 //! with `Retry-After` where waiting helps.
 
 use super::{error_response, HttpResponse};
-use crate::limits::RETRY_AFTER_SECS;
+use crate::config::limits::RETRY_AFTER_SECS;
 use crate::runtime::Runtime;
 use hyper::header::HeaderValue;
 use hyper::StatusCode;

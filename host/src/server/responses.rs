@@ -3,7 +3,7 @@
 
 use super::HttpResponse;
 use crate::bindings::dohost::object::types::Response;
-use crate::limits::{MAX_RESPONSE_HEADERS, RETRY_AFTER_SECS};
+use crate::config::limits::{MAX_RESPONSE_HEADERS, RETRY_AFTER_SECS};
 use crate::object::EventError;
 use bytes::Bytes;
 use http_body_util::Full;

@@ -1,0 +1,34 @@
+//! `dohost:object/alarms`: the object's one alarm, stored in its database in
+//! the event's transaction (so a trapped event leaves no alarm behind). The
+//! host's alarm index follows at the commit, from the metadata the event
+//! changed.
+
+use crate::bindings::dohost::object::alarms as wit;
+use crate::capabilities::alarms;
+use crate::capabilities::storage::StorageView;
+
+/// What the alarms import reaches: the object's storage (the alarm is host
+/// metadata there).
+pub struct AlarmsView<'a> {
+    pub storage: StorageView<'a>,
+}
+
+impl wit::Host for AlarmsView<'_> {
+    fn set_alarm(&mut self, epoch_ms: i64) -> wasmtime::Result<Result<(), String>> {
+        if let Err(e) = alarms::check_time(epoch_ms) {
+            return Ok(Err(e));
+        }
+        // A new alarm starts with a clean retry count.
+        self.storage
+            .guest(true, |db| alarms::write(db, Some((epoch_ms, 0))))
+    }
+
+    fn get_alarm(&mut self) -> wasmtime::Result<Result<Option<i64>, String>> {
+        self.storage
+            .guest(false, |db| alarms::read(db).map(|a| a.map(|(at, _)| at)))
+    }
+
+    fn delete_alarm(&mut self) -> wasmtime::Result<Result<(), String>> {
+        self.storage.guest(false, |db| alarms::write(db, None))
+    }
+}

@@ -1,0 +1,97 @@
+//! What a guest imports, one capability per folder: `storage` (SQL, KV, the
+//! object's database and its guard), `alarms` (policy, index, scheduler),
+//! `sockets` (the hub, connections, send budgets), `namespaces` (calls to
+//! other objects, call chains) and `identity`.
+//!
+//! Each capability owns its per-instance context (the state its WIT import
+//! reaches), the view its import adapter works on, and what it does around
+//! an event's commit. The instance's store state lends each import only its
+//! own view (wasmtime's `HasData` pattern), so an import cannot touch another
+//! capability's state. Outer `wasmtime::Result` errors trap (host bugs,
+//! `abort`, the deadline); inner `Result<_, String>` errors are the guest's.
+
+pub mod alarms;
+pub mod identity;
+pub mod namespaces;
+pub mod sockets;
+pub mod storage;
+
+use crate::bindings::dohost::object as wit;
+use anyhow::anyhow;
+use wasmtime::component::{HasData, Linker};
+
+/// What a store state lends the imports: one view per capability.
+pub trait Capabilities: Send + 'static {
+    fn storage(&mut self) -> storage::StorageView<'_>;
+    fn alarms(&mut self) -> alarms::AlarmsView<'_>;
+    fn sockets(&mut self) -> sockets::SocketsView<'_>;
+    fn namespaces(&mut self) -> &mut namespaces::NamespacesCtx;
+    fn identity(&mut self) -> &mut identity::IdentityCtx;
+}
+
+struct Types;
+impl HasData for Types {
+    type Data<'a> = Types;
+}
+impl wit::types::Host for Types {}
+
+struct Storage;
+impl HasData for Storage {
+    type Data<'a> = storage::StorageView<'a>;
+}
+
+struct Alarms;
+impl HasData for Alarms {
+    type Data<'a> = alarms::AlarmsView<'a>;
+}
+
+struct Sockets;
+impl HasData for Sockets {
+    type Data<'a> = sockets::SocketsView<'a>;
+}
+
+struct Namespaces;
+impl HasData for Namespaces {
+    type Data<'a> = &'a mut namespaces::NamespacesCtx;
+}
+
+struct Identity;
+impl HasData for Identity {
+    type Data<'a> = &'a mut identity::IdentityCtx;
+}
+
+/// Adds every `dohost:object` import to `linker`, each on its capability's view.
+pub fn add_to_linker<T: Capabilities>(linker: &mut Linker<T>) -> anyhow::Result<()> {
+    fn wire(r: wasmtime::Result<()>, what: &str) -> anyhow::Result<()> {
+        r.map_err(|e| anyhow!("linking dohost:object/{what}: {e}"))
+    }
+    wire(
+        wit::types::add_to_linker::<T, Types>(linker, |_| Types),
+        "types",
+    )?;
+    wire(
+        wit::sql::add_to_linker::<T, Storage>(linker, T::storage),
+        "sql",
+    )?;
+    wire(
+        wit::kv::add_to_linker::<T, Storage>(linker, T::storage),
+        "kv",
+    )?;
+    wire(
+        wit::alarms::add_to_linker::<T, Alarms>(linker, T::alarms),
+        "alarms",
+    )?;
+    wire(
+        wit::websockets::add_to_linker::<T, Sockets>(linker, T::sockets),
+        "websockets",
+    )?;
+    wire(
+        wit::state::add_to_linker::<T, Identity>(linker, T::identity),
+        "state",
+    )?;
+    wire(
+        wit::namespaces::add_to_linker::<T, Namespaces>(linker, T::namespaces),
+        "namespaces",
+    )?;
+    Ok(())
+}

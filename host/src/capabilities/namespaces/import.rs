@@ -1,0 +1,172 @@
+//! `dohost:object/namespaces`: ids of objects, and calls and requests to them
+//! (through `Peers`, with cycle detection and a timeout).
+
+use super::{check_cycle, CallChain, ChainLink, Peers, Target};
+use crate::bindings::dohost::object::namespaces;
+use crate::bindings::dohost::object::types::{Request, Response};
+use crate::config::is_valid_class_name;
+use crate::config::limits::{MAX_CALL_DEPTH, MAX_KNOWN_NAME_BYTES, MAX_RPC_ARGS_BYTES};
+use crate::deadline::Deadline;
+use crate::id::{check_name, ObjectId};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// The namespaces capability of one instance.
+pub struct NamespacesCtx {
+    /// Other objects.
+    pub peers: Arc<dyn Peers>,
+    /// The call chain of the running event, ending with this object.
+    pub chain: CallChain,
+    /// Names of ids this instance derived with `id-from-name`, and their bytes.
+    known_names: HashMap<(String, ObjectId), String>,
+    known_name_bytes: usize,
+    /// Paused while this instance waits on another object.
+    deadline: Deadline,
+}
+
+impl NamespacesCtx {
+    pub fn new(peers: Arc<dyn Peers>, me: ChainLink, deadline: Deadline) -> NamespacesCtx {
+        NamespacesCtx {
+            peers,
+            chain: Arc::new(vec![me]),
+            known_names: HashMap::new(),
+            known_name_bytes: 0,
+            deadline,
+        }
+    }
+
+    /// A new event starts: its waiting callers, then this object.
+    pub fn begin_event(&mut self, callers: &[ChainLink]) {
+        let me = self
+            .chain
+            .last()
+            .cloned()
+            .expect("the chain ends with this object");
+        let mut chain = callers.to_vec();
+        chain.push(me);
+        self.chain = Arc::new(chain);
+    }
+}
+
+fn check_class(class: &str) -> Result<(), String> {
+    if is_valid_class_name(class) {
+        Ok(())
+    } else {
+        Err(format!("{class:?} is not a class name"))
+    }
+}
+
+impl NamespacesCtx {
+    /// Validates a call target: a served class, a well-formed id, no cycle,
+    /// not too deep. The name is known if this instance derived the id from it.
+    fn target(&self, class: String, id: &str) -> Result<Target, String> {
+        check_class(&class)?;
+        if !self.peers.knows_class(&class) {
+            return Err(format!("unknown class {class:?}"));
+        }
+        let id = ObjectId::parse(id).map_err(|e| e.to_string())?;
+        let name = self.known_names.get(&(class.clone(), id)).cloned();
+        check_cycle(&self.chain, &class, id, name.as_deref())?;
+        if self.chain.len() >= MAX_CALL_DEPTH {
+            let path: Vec<String> = self.chain.iter().map(ToString::to_string).collect();
+            return Err(format!(
+                "call depth limit: {} already wait on each other ({} objects; at most \
+                 {MAX_CALL_DEPTH} may be on one call chain)",
+                path.join(" → "),
+                self.chain.len()
+            ));
+        }
+        Ok(Target { class, id, name })
+    }
+
+    /// Remembers the name of an id, within a byte budget (then starts over).
+    fn remember_name(&mut self, class: String, id: ObjectId, name: String) {
+        let bytes = class.len() + name.len() + 64;
+        if self.known_name_bytes + bytes > MAX_KNOWN_NAME_BYTES {
+            self.known_names.clear();
+            self.known_name_bytes = 0;
+        }
+        self.known_name_bytes += bytes;
+        self.known_names.insert((class, id), name);
+    }
+}
+
+impl namespaces::Host for &mut NamespacesCtx {
+    async fn id_from_name(
+        &mut self,
+        class: String,
+        name: String,
+    ) -> wasmtime::Result<Result<String, String>> {
+        if let Err(e) = check_class(&class).and_then(|()| check_name(&name)) {
+            return Ok(Err(e));
+        }
+        let id = ObjectId::from_name(&class, &name);
+        // Remember the name so calls through this id address the object by name.
+        self.remember_name(class, id, name);
+        Ok(Ok(id.to_string()))
+    }
+
+    async fn new_unique_id(&mut self, class: String) -> wasmtime::Result<Result<String, String>> {
+        Ok(check_class(&class).map(|()| ObjectId::new_unique().to_string()))
+    }
+
+    async fn id_from_string(
+        &mut self,
+        class: String,
+        id: String,
+    ) -> wasmtime::Result<Result<String, String>> {
+        Ok(check_class(&class).and_then(|()| {
+            ObjectId::parse(&id)
+                .map(|id| id.to_string())
+                .map_err(|e| e.to_string())
+        }))
+    }
+
+    async fn call(
+        &mut self,
+        class: String,
+        id: String,
+        method: String,
+        args_json: String,
+    ) -> wasmtime::Result<Result<String, String>> {
+        let target = match self.target(class, &id) {
+            Ok(target) => target,
+            Err(e) => return Ok(Err(e)),
+        };
+        if args_json.len() > MAX_RPC_ARGS_BYTES {
+            return Ok(Err(format!(
+                "arguments too large: {} bytes of JSON (at most {MAX_RPC_ARGS_BYTES})",
+                args_json.len()
+            )));
+        }
+        let args = match crate::rpc::json::parse_strict(args_json.as_bytes()) {
+            Ok(args) => args,
+            Err(e) => return Ok(Err(format!("args-json is not valid JSON: {e}"))),
+        };
+        // Waiting on another object does not count against this event's
+        // deadline (the call has its own, limits.call_timeout).
+        let paused = self.deadline.pause();
+        let result = self
+            .peers
+            .call(target, method, args, self.chain.clone())
+            .await;
+        self.deadline.resume(paused);
+        Ok(result.map(|v| v.to_string()))
+    }
+
+    async fn fetch(
+        &mut self,
+        class: String,
+        id: String,
+        req: Request,
+    ) -> wasmtime::Result<Result<Response, String>> {
+        let target = match self.target(class, &id) {
+            Ok(target) => target,
+            Err(e) => return Ok(Err(e)),
+        };
+        let paused = self.deadline.pause();
+        let result = self.peers.fetch(target, req, self.chain.clone()).await;
+        self.deadline.resume(paused);
+        Ok(result)
+    }
+}

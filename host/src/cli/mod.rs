@@ -1,0 +1,293 @@
+//! The `dohost` command line (`client`: the HTTP client of `call` and `alarms`).
+
+pub mod client;
+
+use crate::config::{Config, Overrides};
+use crate::runtime::Runtime;
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "dohost",
+    version,
+    about = "Durable objects as WebAssembly components"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Serve the classes of a manifest over HTTP.
+    Serve {
+        /// The manifest.
+        #[arg(long, default_value = "dohost.toml")]
+        config: PathBuf,
+        /// Listen address (overrides `listen` in the manifest).
+        #[arg(long)]
+        listen: Option<SocketAddr>,
+        /// Data directory (overrides `data_dir` in the manifest).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// Development mode: error bodies include the guest's output (panic
+        /// messages, stack traces).
+        #[arg(long)]
+        dev: bool,
+        /// Serve on a non-loopback address without an admin token
+        /// (`DOHOST_ADMIN_TOKEN`): anyone who reaches the port can list
+        /// objects and read metrics.
+        #[arg(long)]
+        public: bool,
+    },
+    /// Call an RPC method of an object on a running server and print the JSON result.
+    ///
+    /// Each argument is parsed as JSON; one that is not valid JSON is passed as a
+    /// string (`dohost call Leaderboard global report alice 10`).
+    Call {
+        /// The class.
+        class: String,
+        /// The object's name (or its id, with --id).
+        name: String,
+        /// The method.
+        method: String,
+        /// The arguments.
+        args: Vec<String>,
+        /// Treat NAME as an object id (64 hex characters).
+        #[arg(long)]
+        id: bool,
+        /// The server.
+        #[arg(long, default_value = "http://127.0.0.1:8787")]
+        url: String,
+    },
+    /// Validate a manifest and compile its classes into the cache, then exit.
+    Check {
+        /// The manifest.
+        #[arg(long, default_value = "dohost.toml")]
+        config: PathBuf,
+        /// Data directory (overrides `data_dir` in the manifest).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
+    /// List the scheduled alarms of a running server (earliest first).
+    Alarms {
+        /// The server.
+        #[arg(long, default_value = "http://127.0.0.1:8787")]
+        url: String,
+    },
+}
+
+/// The binary's entry point: runs the command line, prints an error, sets the exit code.
+pub fn run() -> std::process::ExitCode {
+    match main() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// Runs the command line; returns when the command is done.
+pub fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("DOHOST_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    match cli.command {
+        Command::Serve {
+            config,
+            listen,
+            data_dir,
+            dev,
+            public,
+        } => {
+            let overrides = Overrides {
+                listen,
+                data_dir,
+                dev,
+            };
+            let mut config = Config::load(&config, &overrides)?;
+            config.admin_token = admin_token();
+            check_exposure(&config, public)?;
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .context("starting the tokio runtime")?;
+            let served = rt.block_on(serve(config));
+            // A task that never yields must not keep the process alive.
+            rt.shutdown_timeout(SHUTDOWN_BOUND);
+            served
+        }
+        Command::Call {
+            class,
+            name,
+            method,
+            args,
+            id,
+            url,
+        } => {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .context("starting the tokio runtime")?;
+            rt.block_on(crate::cli::client::call(
+                &url, &class, &name, id, &method, &args,
+            ))
+        }
+        Command::Check { config, data_dir } => {
+            let overrides = Overrides {
+                listen: None,
+                data_dir,
+                dev: false,
+            };
+            let config = Config::load(&config, &overrides)?;
+            check(&config)
+        }
+        Command::Alarms { url } => {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .context("starting the tokio runtime")?;
+            rt.block_on(crate::cli::client::alarms(&url))
+        }
+    }
+}
+
+/// `dohost check`: every class compiles (or loads from the cache) and links.
+fn check(config: &Config) -> anyhow::Result<()> {
+    let engine =
+        crate::guest::engine::Engine::new(&config.limits, &config.cache_dir, &config.classes)?;
+    for class in &config.classes {
+        let loaded = engine.load_class(class)?;
+        println!(
+            "{:<16} {:>10} bytes  {:>8.1} ms  {:<8} methods: {}",
+            class.name,
+            loaded.size,
+            loaded.load_time.as_secs_f64() * 1e3,
+            if loaded.load == crate::guest::engine::LoadKind::Cached {
+                "cached"
+            } else {
+                "compiled"
+            },
+            loaded.rpc.names().join(", ")
+        );
+    }
+    println!("{} classes OK", config.classes.len());
+    Ok(())
+}
+
+/// The admin token from `DOHOST_ADMIN_TOKEN`, if set and not empty.
+fn admin_token() -> Option<String> {
+    std::env::var("DOHOST_ADMIN_TOKEN")
+        .ok()
+        .filter(|t| !t.trim().is_empty())
+}
+
+/// Refuses to serve on a non-loopback address with the admin surface open
+/// to anyone, unless `--public` says that is intended.
+fn check_exposure(config: &Config, public: bool) -> anyhow::Result<()> {
+    if config.listen.ip().is_loopback() || config.admin_token.is_some() {
+        return Ok(());
+    }
+    if public {
+        tracing::warn!(
+            "serving on {} without an admin token (--public): anyone who reaches it can list \
+             objects (their ids act as capabilities) and read metrics under /_dohost/",
+            config.listen
+        );
+        return Ok(());
+    }
+    anyhow::bail!(
+        "refusing to serve on {} (not a loopback address) with /_dohost/* open to anyone: set \
+         DOHOST_ADMIN_TOKEN to require a bearer token there, or pass --public if that is \
+         intended",
+        config.listen
+    )
+}
+
+/// Raises the descriptor limit and fits `max_active` and the connection cap
+/// into it (logged).
+fn budget_descriptors(config: &mut Config) -> usize {
+    let limits = &mut config.limits;
+    let plan = crate::fd_budget::plan(
+        crate::fd_budget::raise_limit(),
+        limits.max_active,
+        limits.max_connections,
+    );
+    if plan.max_active < limits.max_active {
+        tracing::warn!(
+            "file descriptor limit {} cannot hold limits.max_active = {}: lowered to {} \
+             (raise the limit, e.g. `ulimit -n`, to keep it)",
+            plan.limit,
+            limits.max_active,
+            plan.max_active
+        );
+        limits.max_active = plan.max_active;
+    }
+    tracing::info!(
+        "file descriptors: limit {}, up to {} active objects, {} connections",
+        plan.limit,
+        plan.max_active,
+        plan.max_connections
+    );
+    plan.max_connections
+}
+
+async fn serve(mut config: Config) -> anyhow::Result<()> {
+    let listen = config.listen;
+    let max_connections = budget_descriptors(&mut config);
+    let runtime = Runtime::new(config)?;
+    runtime.start();
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))?;
+    let local = listener.local_addr()?;
+    tracing::info!(
+        "dohost listening on http://{local} (classes: {}; data in {})",
+        runtime.class_names().join(", "),
+        runtime.config.data_dir.display()
+    );
+    // Tests and tools wait for this line on stdout.
+    println!("listening on http://{local}");
+    crate::server::serve(
+        runtime.clone(),
+        listener,
+        max_connections,
+        shutdown_signal(),
+    )
+    .await;
+    tracing::info!("no longer accepting connections; closing sockets and committing");
+    runtime.shutdown(SHUTDOWN_BOUND).await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// How long a graceful shutdown may take after the server stops accepting.
+const SHUTDOWN_BOUND: std::time::Duration = std::time::Duration::from_secs(10);
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => return ctrl_c.await.unwrap_or(()),
+            };
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}

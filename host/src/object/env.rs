@@ -1,0 +1,49 @@
+//! What an object actor reaches outside itself: a narrow environment the
+//! runtime builds once, instead of the whole runtime.
+
+use super::Envelope;
+use crate::capabilities::alarms::AlarmScheduler;
+use crate::capabilities::namespaces::Peers;
+use crate::capabilities::sockets::connection::ConnectionLimits;
+use crate::capabilities::sockets::{SocketEvents, SocketHub};
+use crate::clock::SharedClock;
+use crate::config::Limits;
+use crate::id::ObjectKey;
+use crate::metrics::Metrics;
+use crate::registry::Registry;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// The collaborators of every object actor.
+pub struct ObjectEnv {
+    pub limits: Limits,
+    /// Where object databases live (`<data_dir>/<class>/<id>.sqlite`).
+    pub data_dir: PathBuf,
+    pub clock: SharedClock,
+    pub metrics: Arc<Metrics>,
+    pub registry: Arc<Registry<Envelope>>,
+    pub sockets: Arc<SocketHub>,
+    pub alarms: Arc<AlarmScheduler>,
+    /// Other objects (the `namespaces` import).
+    pub peers: Arc<dyn Peers>,
+    /// Where the sockets an object accepts deliver their events.
+    pub socket_events: Arc<dyn SocketEvents>,
+}
+
+impl ObjectEnv {
+    /// Where the database of an object lives. Class names are validated
+    /// identifiers and ids are hex, so the path cannot escape the data dir.
+    pub fn object_path(&self, key: &ObjectKey) -> PathBuf {
+        self.data_dir
+            .join(&*key.class)
+            .join(format!("{}.sqlite", key.id))
+    }
+
+    /// How accepted sockets are served.
+    pub fn connection_limits(&self) -> ConnectionLimits {
+        ConnectionLimits {
+            max_message: self.limits.max_ws_message_bytes,
+            write_timeout: self.limits.ws_write_timeout,
+        }
+    }
+}

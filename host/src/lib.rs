@@ -8,9 +8,11 @@
 //! guest imports, and their per-event hooks) → back to `object`, which
 //! commits and releases the reply.
 //!
-//! Leaves that import nothing of ours: `config`, `id`, `clock`, `deadline`.
+//! Leaves that import nothing of ours: `config`, `id`, `clock`, `deadline`,
+//! `blocking`.
 
 pub mod bindings;
+pub mod blocking;
 pub mod capabilities;
 pub mod cli;
 pub mod clock;

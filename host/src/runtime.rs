@@ -9,16 +9,17 @@
 //! in a cycle.
 
 use crate::bindings::dohost::object::types::{Request, Response};
-use crate::capabilities::alarms::AlarmScheduler;
+use crate::capabilities::alarms::{AlarmHook, AlarmScheduler};
 use crate::capabilities::namespaces::{BoxFuture, CallChain, Peers, Target, WaitGraph};
 use crate::capabilities::sockets::connection::Handled;
-use crate::capabilities::sockets::{SocketEvent, SocketEvents, SocketHub};
+use crate::capabilities::sockets::{SocketEvent, SocketEvents, SocketHook, SocketHub};
 use crate::clock::{SharedClock, SystemClock};
 use crate::config::Config;
 use crate::data_dir::DataDirLock;
 use crate::guest::engine::{Engine, LoadKind, LoadedClass};
 use crate::id::{ObjectId, ObjectKey};
 use crate::metrics::Metrics;
+use crate::object::env::{connection_limits, CommitHooks};
 use crate::object::{Envelope, EventError, EventKind, EventOutput, ObjectActor, ObjectEnv};
 use crate::registry::{Enqueue, Registry};
 use crate::rpc::{self, RpcMethod};
@@ -146,7 +147,14 @@ impl Runtime {
                 sockets: sockets.clone(),
                 alarms: alarms.clone(),
                 peers: link.clone(),
-                socket_events: link,
+                hooks: CommitHooks {
+                    alarms: AlarmHook(alarms.clone()),
+                    sockets: SocketHook {
+                        hub: sockets.clone(),
+                        events: link,
+                        limits: connection_limits(&config.limits),
+                    },
+                },
             });
             Runtime {
                 alarms,

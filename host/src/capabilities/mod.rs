@@ -11,6 +11,7 @@
 //! `abort`, the deadline); inner `Result<_, String>` errors are the guest's.
 
 pub mod alarms;
+pub mod hooks;
 pub mod identity;
 pub mod namespaces;
 pub mod sockets;

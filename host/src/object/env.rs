@@ -2,10 +2,10 @@
 //! runtime builds once, instead of the whole runtime.
 
 use super::Envelope;
-use crate::capabilities::alarms::AlarmScheduler;
+use crate::capabilities::alarms::{AlarmHook, AlarmScheduler};
 use crate::capabilities::namespaces::Peers;
 use crate::capabilities::sockets::connection::ConnectionLimits;
-use crate::capabilities::sockets::{SocketEvents, SocketHub};
+use crate::capabilities::sockets::{SocketHook, SocketHub};
 use crate::clock::SharedClock;
 use crate::config::Limits;
 use crate::id::ObjectKey;
@@ -26,8 +26,22 @@ pub struct ObjectEnv {
     pub alarms: Arc<AlarmScheduler>,
     /// Other objects (the `namespaces` import).
     pub peers: Arc<dyn Peers>,
-    /// Where the sockets an object accepts deliver their events.
-    pub socket_events: Arc<dyn SocketEvents>,
+    /// What the capabilities do around each commit.
+    pub hooks: CommitHooks,
+}
+
+/// The commit hooks of every capability that has one, in the order they run.
+pub struct CommitHooks {
+    pub alarms: AlarmHook,
+    pub sockets: SocketHook,
+}
+
+/// How accepted sockets are served.
+pub fn connection_limits(limits: &Limits) -> ConnectionLimits {
+    ConnectionLimits {
+        max_message: limits.max_ws_message_bytes,
+        write_timeout: limits.ws_write_timeout,
+    }
 }
 
 impl ObjectEnv {
@@ -37,13 +51,5 @@ impl ObjectEnv {
         self.data_dir
             .join(&*key.class)
             .join(format!("{}.sqlite", key.id))
-    }
-
-    /// How accepted sockets are served.
-    pub fn connection_limits(&self) -> ConnectionLimits {
-        ConnectionLimits {
-            max_message: self.limits.max_ws_message_bytes,
-            write_timeout: self.limits.ws_write_timeout,
-        }
     }
 }

@@ -10,7 +10,7 @@
 //! the registry.
 
 mod alarm;
-mod env;
+pub mod env;
 mod event;
 pub mod pipeline;
 mod residency;
@@ -41,8 +41,9 @@ pub struct ObjectActor {
     /// The deadline of the running guest call, shared by the instance and the
     /// database's progress handler.
     deadline: Deadline,
-    /// What the batch's before-commit hooks learned, for its after-commit hooks.
-    commit_notes: stage::CommitNotes,
+    /// What the committing batch changed in host metadata (read before the
+    /// commit, for the after-commit hooks).
+    commit_changes: crate::capabilities::storage::MetaChanges,
 }
 
 impl ObjectActor {
@@ -62,7 +63,7 @@ impl ObjectActor {
             name: None,
             broken: None,
             deadline: Deadline::default(),
-            commit_notes: Default::default(),
+            commit_changes: Default::default(),
         };
         tokio::spawn(actor.run());
         mailbox
@@ -167,7 +168,7 @@ impl ObjectActor {
     fn close_database(&self, mut db: crate::capabilities::storage::ObjectDb) {
         let disposable = db.is_disposable().unwrap_or(false);
         if !disposable {
-            if let Err(e) = tokio::task::block_in_place(|| db.compact_wal()) {
+            if let Err(e) = crate::blocking::blocking(|| db.compact_wal()) {
                 tracing::warn!("object {}: checkpoint at hibernation: {e}", self.key);
             }
         }
@@ -209,7 +210,7 @@ impl ObjectActor {
             max_bytes: limits.max_storage_bytes,
         };
         let deadline = self.deadline.clone();
-        let opened = tokio::task::block_in_place(|| {
+        let opened = crate::blocking::blocking(|| {
             crate::capabilities::storage::ObjectDb::open_with(&path, storage_limits, deadline)
         });
         match opened {

@@ -20,10 +20,9 @@
 //! actor in production, a recording fake in the tests below).
 
 use super::{Envelope, EventError, EventOutput};
-use crate::capabilities::sockets::{PendingConnection, SocketOp};
+use crate::capabilities::sockets::SocketOp;
 use crate::config::limits::MAX_EVENT_SEND_BYTES;
 use crate::guest::instance::EventEffects;
-use crate::id::SocketId;
 use tokio::sync::oneshot;
 
 /// An event that ran, waiting for its batch to commit.
@@ -31,10 +30,9 @@ pub struct Pending {
     pub reply: oneshot::Sender<Result<EventOutput, EventError>>,
     pub label: &'static str,
     pub result: Result<EventOutput, EventError>,
-    /// What it did outside storage (empty if it failed).
+    /// What it did outside storage (empty if it failed), with the
+    /// connection of a socket it accepted.
     pub effects: EventEffects,
-    /// The connection of the socket it accepted, served once it commits.
-    pub upgrade: Option<(SocketId, PendingConnection)>,
 }
 
 impl Pending {
@@ -48,7 +46,6 @@ impl Pending {
             label,
             result: Err(error),
             effects: EventEffects::default(),
-            upgrade: None,
         }
     }
 }
@@ -111,7 +108,6 @@ impl Batch {
                 });
             }
             p.effects = EventEffects::default();
-            p.upgrade = None;
         }
         self.send_bytes = 0;
         self.accepts = 0;
@@ -259,7 +255,6 @@ mod tests {
                 label: "fetch",
                 result,
                 effects,
-                upgrade: None,
             }
         }
         fn take_lost(&mut self) -> Option<String> {

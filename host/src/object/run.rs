@@ -45,7 +45,7 @@ impl ObjectActor {
             EventKind::Fetch { upgrade, .. } => upgrade.take(),
             _ => None,
         };
-        let (result, effects) = match kind {
+        let (result, mut effects) = match kind {
             EventKind::Alarm => self.run_alarm(&callers).await,
             kind => {
                 let start = EventStart {
@@ -56,18 +56,16 @@ impl ObjectActor {
                 self.run_event(kind, start).await
             }
         };
-        let upgrade = match (&result, upgrade) {
-            (Ok(EventOutput::Upgrade { socket, .. }), Some(connection)) => {
-                Some((*socket, connection))
-            }
-            _ => None,
-        };
+        // The accepted socket is served from the request's connection once
+        // the event commits (an event that failed has no effects).
+        if let (Ok(EventOutput::Upgrade { socket, .. }), Some(connection)) = (&result, upgrade) {
+            effects.sockets.served = Some((*socket, connection));
+        }
         Pending {
             reply,
             label,
             result,
             effects,
-            upgrade,
         }
     }
 

@@ -1,25 +1,14 @@
 //! The object actor as the commit pipeline's stage: it runs the events
-//! (`run.rs`, `alarm.rs`) and drives each capability's hooks around the
-//! commit — the alarm index before it (write-ahead) and after it (settle),
-//! the socket hub after it (operations, accepted connections, the
-//! auto-response pair). What changed is read from the database's host
-//! metadata changes, whoever changed it.
+//! (`run.rs`, `alarm.rs`) and drives each capability's commit hooks
+//! (`capabilities::hooks`): the alarm index before the commit (write-ahead)
+//! and after it (settle), the socket hub after it (operations, accepted
+//! connections, the auto-response pair).
 
 use super::pipeline::{Pending, Stage};
 use super::{Envelope, EventError, ObjectActor};
-use crate::capabilities::alarms;
-use crate::capabilities::sockets::{self, SocketOp};
-use crate::capabilities::storage::{Meta, ObjectDb};
-
-/// What the before-commit hooks learned, for the after-commit hooks (the
-/// database forgets its changes at the commit).
-#[derive(Debug, Default)]
-pub struct CommitNotes {
-    /// The alarm the batch leaves, if the batch changed it.
-    alarm: Option<Option<i64>>,
-    /// The batch changed the auto-response pair.
-    auto_response: bool,
-}
+use crate::blocking::blocking;
+use crate::capabilities::hooks::{BatchCommit, CommitHook};
+use crate::capabilities::storage::{MetaChanges, ObjectDb};
 
 impl ObjectActor {
     /// The database: open for the whole batch (the pipeline only runs once
@@ -28,6 +17,20 @@ impl ObjectActor {
         self.residency
             .db()
             .expect("the database is open while a batch runs")
+    }
+
+    /// The batch as the commit hooks see it (`changes`: what it changed in
+    /// host metadata, read before the commit).
+    fn batch_commit(&mut self, changes: MetaChanges) -> BatchCommit<'_> {
+        BatchCommit {
+            key: &self.key,
+            name: self.name.as_deref(),
+            db: self
+                .residency
+                .db()
+                .expect("the database is open while a batch runs"),
+            changes,
+        }
     }
 }
 
@@ -56,20 +59,11 @@ impl Stage for ObjectActor {
 
     fn before_commit(&mut self) -> Result<(), String> {
         let changes = *self.db().meta_changes();
-        let mut notes = CommitNotes {
-            alarm: None,
-            auto_response: changes.batch_changed(Meta::AutoResponse),
-        };
-        if changes.batch_changed(Meta::Alarm) || changes.batch_changed(Meta::AlarmRetry) {
-            let at = alarms::read(self.db())
-                .map_err(|e| e.to_string())?
-                .map(|(at, _)| at);
-            let (scheduler, key) = (&self.env.alarms, &self.key);
-            tokio::task::block_in_place(|| scheduler.before_commit(key, at))
-                .map_err(|e| e.to_string())?;
-            notes.alarm = Some(at);
-        }
-        self.commit_notes = notes;
+        self.commit_changes = changes;
+        let env = self.env.clone();
+        let mut batch = self.batch_commit(changes);
+        env.hooks.alarms.before_commit(&mut batch)?;
+        env.hooks.sockets.before_commit(&mut batch)?;
         if crate::failpoints::hit("before-commit").is_some() {
             return Err("failpoint before-commit".into());
         }
@@ -78,7 +72,7 @@ impl Stage for ObjectActor {
 
     fn commit(&mut self) -> Result<(), String> {
         let db = self.db();
-        tokio::task::block_in_place(|| db.commit()).map_err(|e| e.to_string())?;
+        blocking(|| db.commit()).map_err(|e| e.to_string())?;
         if crate::failpoints::hit("after-commit").is_some() {
             // Committed, but the client is told it failed: allowed (an error is
             // never a lie about durability; it is "unknown").
@@ -93,11 +87,15 @@ impl Stage for ObjectActor {
         // Events that failed were rolled back to their savepoint: not committed.
         let kept = committed.iter().filter(|p| p.result.is_ok()).count();
         metrics.events_committed.inc_by(kept as u64);
-        let notes = std::mem::take(&mut self.commit_notes);
-        if let Some(at) = notes.alarm {
-            self.env.alarms.after_commit(&self.key, at);
-        }
-        self.apply_socket_effects(committed, notes.auto_response);
+        let sockets = committed
+            .iter_mut()
+            .map(|p| std::mem::take(&mut p.effects.sockets))
+            .collect();
+        let changes = std::mem::take(&mut self.commit_changes);
+        let env = self.env.clone();
+        let mut batch = self.batch_commit(changes);
+        env.hooks.alarms.after_commit(&mut batch, Vec::new());
+        env.hooks.sockets.after_commit(&mut batch, sockets);
     }
 
     fn abandon(&mut self) {
@@ -116,42 +114,5 @@ impl Stage for ObjectActor {
         };
         self.env.metrics.event(&self.key.class, p.label, outcome);
         let _ = p.reply.send(p.result);
-    }
-}
-
-impl ObjectActor {
-    /// After the commit: socket operations in order, the auto-response pair
-    /// if the batch changed it, then the connections of accepted sockets.
-    fn apply_socket_effects(&mut self, committed: &mut [Pending], auto_response: bool) {
-        let mut ops: Vec<SocketOp> = Vec::new();
-        let mut upgrades = Vec::new();
-        for p in committed.iter_mut() {
-            ops.append(&mut p.effects.sockets.ops);
-            upgrades.extend(p.upgrade.take());
-        }
-        if ops.is_empty() && !auto_response {
-            return;
-        }
-        if crate::failpoints::hit("after-accept").is_some() {
-            return;
-        }
-        let (hub, key) = (self.env.sockets.clone(), self.key.clone());
-        let db = self.db();
-        hub.apply(&key, ops, || {
-            sockets::stored_auto_response(db).ok().flatten()
-        });
-        if auto_response {
-            let pair = sockets::stored_auto_response(self.db()).ok().flatten();
-            hub.set_auto_response(&key, pair);
-        }
-        for (socket, connection) in upgrades {
-            tokio::spawn(sockets::serve_socket(
-                self.env.socket_events.clone(),
-                hub.clone(),
-                self.env.connection_limits(),
-                (key.clone(), self.name.clone(), socket),
-                connection,
-            ));
-        }
     }
 }

@@ -17,9 +17,11 @@
 //! events; the object actor runs the handler and decides what comes next
 //! (`next_after_failure`).
 
+mod hook;
 mod import;
 pub mod index;
 
+pub use hook::AlarmHook;
 pub use import::AlarmsView;
 
 use crate::capabilities::storage::{Meta, ObjectDb, StorageError};

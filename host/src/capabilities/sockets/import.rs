@@ -43,6 +43,9 @@ pub struct SocketEffects {
     pub ops: Vec<SocketOp>,
     /// Bytes of the messages in `ops`.
     pub send_bytes: usize,
+    /// The connection of the socket the event accepted (a fetch that
+    /// answered 101), served once the event commits.
+    pub served: Option<(SocketId, super::PendingConnection)>,
 }
 
 /// The sockets capability of one instance.

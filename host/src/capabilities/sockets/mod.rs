@@ -12,10 +12,12 @@
 //! when a socket is accepted again.
 
 pub mod connection;
+mod hook;
 mod import;
 mod send_queue;
 
 pub use connection::{serve_socket, SocketEvents};
+pub use hook::SocketHook;
 pub use import::{new_handle, SocketEffects, SocketLimits, SocketsCtx, SocketsView, MAX_HANDLES};
 pub use send_queue::{Outgoing, Refused, SendQueue};
 

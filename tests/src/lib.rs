@@ -5,6 +5,8 @@
 //! Build first (`make build`, or `make test` which does it): the harness uses
 //! `target/release/dohost` (or `$DOHOST_BIN`) and `target/wasm32-wasip2/guest/*.wasm`.
 
+pub mod in_process;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -189,6 +191,8 @@ pub struct TestHost {
     pub url: String,
     pub dir: tempfile::TempDir,
     pub client: reqwest::Client,
+    /// Set for a host running inside the test process (`in_process`).
+    in_process: Option<in_process::InProcess>,
 }
 
 /// An HTTP reply: status, body text and headers.
@@ -319,7 +323,48 @@ impl TestHost {
                 .timeout(Duration::from_secs(60))
                 .build()
                 .expect("http client"),
+            in_process: None,
         }
+    }
+
+    /// Starts the runtime inside the test process on virtual time, with the
+    /// standard classes and `extra` manifest TOML (see `in_process`).
+    pub async fn in_process(extra: &str) -> TestHost {
+        Self::in_process_with(&standard_classes(), extra).await
+    }
+
+    /// The same, with `classes`.
+    pub async fn in_process_with(classes: &[(&str, PathBuf)], extra: &str) -> TestHost {
+        let mut host = Self::prepare(classes, extra, dohost_bin(), Vec::new());
+        let data_dir = in_process::fresh_data_dir();
+        host.data_dir_override = Some(data_dir.clone());
+        let (url, parts) = in_process::start(&host.manifest_path(), data_dir).await;
+        host.url = url;
+        host.in_process = Some(parts);
+        host
+    }
+
+    /// The virtual clock of an in-process host.
+    pub fn clock(&self) -> &dohost::clock::ManualClock {
+        &self
+            .in_process
+            .as_ref()
+            .expect("only an in-process host has a virtual clock")
+            .clock
+    }
+
+    /// Moves the virtual clock of an in-process host forward by `ms`.
+    pub fn advance_ms(&self, ms: u64) {
+        self.clock().advance(Duration::from_millis(ms));
+    }
+
+    /// The runtime of an in-process host.
+    pub fn runtime(&self) -> &std::sync::Arc<dohost::runtime::Runtime> {
+        &self
+            .in_process
+            .as_ref()
+            .expect("only an in-process host exposes its runtime")
+            .runtime
     }
 
     pub fn data_dir(&self) -> PathBuf {
@@ -371,6 +416,10 @@ impl TestHost {
     }
 
     async fn launch(&mut self) {
+        assert!(
+            self.in_process.is_none(),
+            "an in-process host cannot be restarted: use TestHost::start for restarts"
+        );
         let mut child = self
             .command()
             .kill_on_drop(true)

@@ -115,7 +115,8 @@ async fn values_persist_across_a_host_restart() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_idle_object_hibernates_and_the_next_request_rebuilds_it() {
-    let host = TestHost::start("[limits]\nhibernate_after = \"300ms\"").await;
+    // On virtual time: idle for exactly `hibernate_after`.
+    let host = TestHost::in_process("[limits]\nhibernate_after = \"10s\"").await;
     assert_eq!(
         host.post("/obj/Counter/sleepy/increment?by=3", "")
             .await
@@ -128,6 +129,13 @@ async fn an_idle_object_hibernates_and_the_next_request_rebuilds_it() {
         m.get(r#"dohost_instantiations_total{class="Counter"}"#),
         1.0
     );
+    host.advance_ms(9_999);
+    assert_eq!(
+        host.metrics().await.get("dohost_instances_active"),
+        1.0,
+        "not idle long enough"
+    );
+    host.advance_ms(1);
     eventually(Duration::from_secs(10), "the object hibernates", || async {
         let m = host.metrics().await;
         m.get("dohost_instances_active") == 0.0 && m.get("dohost_objects_hibernated") == 1.0

@@ -94,11 +94,13 @@ async fn counters_persist_over_a_restart_and_roll_back_traps() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn counters_hibernate_and_wake_with_their_state() {
-    let host = host("[limits]\nhibernate_after = \"300ms\"").await;
+    // On virtual time: 10 s of idling take none.
+    let host = TestHost::in_process_with(&polyglot_classes(), "").await;
     for class in COUNTERS {
         host.post(&format!("/obj/{class}/sleepy/increment?by=2"), "")
             .await;
     }
+    host.advance_ms(10_000);
     eventually(Duration::from_secs(20), "all hibernate", || async {
         host.metrics().await.get("dohost_instances_active") == 0.0
     })
@@ -165,7 +167,7 @@ async fn counters_answer_rpc_with_the_same_state() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn chat_rooms_broadcast_remember_and_answer_ping_in_every_language() {
-    let host = host("[limits]\nhibernate_after = \"300ms\"").await;
+    let host = TestHost::in_process_with(&polyglot_classes(), "").await;
     for class in ROOMS {
         let mut a = host.ws(&format!("/obj/{class}/r/ws?user=ann")).await;
         let mut b = host.ws(&format!("/obj/{class}/r/ws?user=bob")).await;
@@ -193,6 +195,7 @@ async fn chat_rooms_broadcast_remember_and_answer_ping_in_every_language() {
             "{class}"
         );
         // Hibernate with the sockets open; ping is answered without a wake-up.
+        host.advance_ms(10_000);
         eventually(Duration::from_secs(20), "the room hibernates", || async {
             host.metrics().await.get("dohost_instances_active") == 0.0
         })

@@ -6,7 +6,16 @@ use serde_json::json;
 use std::time::Duration;
 use tokio_tungstenite::tungstenite::Message;
 
-const QUICK: &str = "[limits]\nhibernate_after = \"300ms\"";
+/// Lets an in-process host's objects idle past `hibernate_after` (10 s, on
+/// virtual time) and waits until `done` says the hibernation happened.
+async fn idle_until<F, Fut>(host: &TestHost, what: &str, done: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    host.advance_ms(10_000);
+    eventually(Duration::from_secs(10), what, done).await;
+}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_message_is_broadcast_to_every_socket_of_the_room() {
@@ -35,10 +44,10 @@ async fn a_message_is_broadcast_to_every_socket_of_the_room() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn sockets_stay_open_while_the_room_hibernates_and_a_message_wakes_it() {
-    let host = TestHost::start(QUICK).await;
+    let host = TestHost::in_process("").await;
     let mut a = host.ws("/obj/ChatRoom/sleepy/ws?user=ann").await;
     let mut b = host.ws("/obj/ChatRoom/sleepy/ws?user=bob").await;
-    eventually(Duration::from_secs(10), "the room hibernates", || async {
+    idle_until(&host, "the room hibernates", || async {
         let m = host.metrics().await;
         m.get("dohost_instances_active") == 0.0
             && m.get("dohost_objects_hibernated_with_sockets") == 1.0
@@ -71,14 +80,14 @@ async fn sockets_stay_open_while_the_room_hibernates_and_a_message_wakes_it() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn tags_and_attachments_survive_hibernation() {
-    let host = TestHost::start(QUICK).await;
+    let host = TestHost::in_process("").await;
     let mut ws = host.ws("/obj/Hostile/tagged/ws?tags=red,blue").await;
     assert_eq!(ws.next_text().await, "welcome");
     ws.send("attach hello-attachment").await;
     assert_eq!(ws.next_text().await, "attached");
     let mut other = host.ws("/obj/Hostile/tagged/ws?tags=green").await;
     assert_eq!(other.next_text().await, "welcome");
-    eventually(Duration::from_secs(10), "the object hibernates", || async {
+    idle_until(&host, "the object hibernates", || async {
         host.metrics().await.get("dohost_instances_active") == 0.0
     })
     .await;
@@ -102,9 +111,9 @@ async fn tags_and_attachments_survive_hibernation() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn ping_is_answered_with_pong_without_waking_the_room() {
-    let host = TestHost::start(QUICK).await;
+    let host = TestHost::in_process("").await;
     let mut ws = host.ws("/obj/ChatRoom/pinger/ws?user=ann").await;
-    eventually(Duration::from_secs(10), "the room hibernates", || async {
+    idle_until(&host, "the room hibernates", || async {
         host.metrics().await.get("dohost_instances_active") == 0.0
     })
     .await;
@@ -137,7 +146,8 @@ async fn ping_is_answered_with_pong_without_waking_the_room() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_auto_response_timestamp_updates() {
-    let host = TestHost::start("").await;
+    use dohost::clock::Clock;
+    let host = TestHost::in_process("").await;
     let mut ws = host.ws("/obj/Hostile/stamps/ws").await;
     assert_eq!(ws.next_text().await, "welcome");
     ws.send("stamp").await;
@@ -154,12 +164,8 @@ async fn the_auto_response_timestamp_updates() {
         .trim_end_matches(')')
         .parse()
         .unwrap();
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64;
-    assert!((now - first).abs() < 10_000, "{first} vs {now}");
-    tokio::time::sleep(Duration::from_millis(20)).await; // the clock must move for the next stamp to differ
+    assert_eq!(first, host.clock().now_ms(), "the time it was answered");
+    host.advance_ms(20);
     ws.send("marco").await;
     assert_eq!(ws.next_text().await, "polo");
     ws.send("stamp").await;
@@ -170,7 +176,7 @@ async fn the_auto_response_timestamp_updates() {
         .trim_end_matches(')')
         .parse()
         .unwrap();
-    assert!(second > first, "{second} > {first}");
+    assert_eq!(second, first + 20);
 }
 
 #[tokio::test(flavor = "multi_thread")]

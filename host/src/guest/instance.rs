@@ -18,6 +18,7 @@ use crate::capabilities::sockets::{
     new_handle, SocketEffects, SocketHub, SocketLimits, SocketView, SocketsCtx, MAX_HANDLES,
 };
 use crate::capabilities::storage::ObjectDb;
+use crate::clock::{SharedClock, WasiWallClock};
 use crate::deadline::{Deadline, DeadlineExceeded};
 use crate::id::{ObjectId, ObjectKey, SocketId};
 use crate::rpc::RpcMethod;
@@ -63,6 +64,8 @@ pub struct InstanceLinks {
     pub sockets: Arc<SocketHub>,
     /// The object's deadline (the same one its database's progress handler reads).
     pub deadline: Deadline,
+    /// The wall clock the guest reads.
+    pub clock: SharedClock,
 }
 
 impl InstanceLinks {
@@ -72,6 +75,7 @@ impl InstanceLinks {
             peers: Arc::new(crate::capabilities::namespaces::NoPeers),
             sockets: Arc::default(),
             deadline: Deadline::default(),
+            clock: Arc::new(crate::clock::SystemClock),
         }
     }
 }
@@ -388,6 +392,7 @@ fn new_state(
     let wasi = WasiCtx::builder()
         .stdout(log.clone())
         .stderr(log.clone())
+        .wall_clock(WasiWallClock(links.clock.clone()))
         .build();
     let mut table = ResourceTable::new();
     table.set_max_capacity(MAX_HANDLES);

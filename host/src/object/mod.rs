@@ -44,6 +44,10 @@ pub struct ObjectActor {
     /// What the committing batch changed in host metadata (read before the
     /// commit, for the after-commit hooks).
     commit_changes: crate::capabilities::storage::MetaChanges,
+    /// When the object last released a reply (epoch time on its clock): it
+    /// hibernates `hibernate_after` later if nothing arrives. Taken before
+    /// the reply leaves, so no one can see the reply before it is set.
+    idle_since: std::time::Duration,
 }
 
 impl ObjectActor {
@@ -54,6 +58,7 @@ impl ObjectActor {
             class: class.name.clone(),
             id,
         };
+        let idle_since = env.clock.now();
         let actor = ObjectActor {
             env,
             class,
@@ -64,6 +69,7 @@ impl ObjectActor {
             broken: None,
             deadline: Deadline::default(),
             commit_changes: Default::default(),
+            idle_since,
         };
         tokio::spawn(actor.run());
         mailbox
@@ -89,7 +95,7 @@ impl ObjectActor {
                             }
                             continue;
                         }
-                        () = tokio::time::sleep(hibernate_after) => {
+                        () = self.env.clock.sleep_until(self.idle_since + hibernate_after) => {
                             if self.hibernate_and_leave("idle") {
                                 return;
                             }

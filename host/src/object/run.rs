@@ -178,6 +178,7 @@ impl ObjectActor {
             peers: self.env.peers.clone(),
             sockets: self.env.sockets.clone(),
             deadline: self.deadline.clone(),
+            clock: self.env.clock.clone(),
         };
         let who = Identity {
             id: self.key.id,

@@ -113,6 +113,7 @@ impl Stage for ObjectActor {
             Err(_) => "error",
         };
         self.env.metrics.event(&self.key.class, p.label, outcome);
+        self.idle_since = self.env.clock.now();
         let _ = p.reply.send(p.result);
     }
 }

@@ -32,6 +32,7 @@ use index::AlarmIndex;
 use rusqlite::types::Value;
 use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::Notify;
@@ -175,6 +176,8 @@ pub struct AlarmScheduler {
     changed: Notify,
     pub policy: AlarmPolicy,
     clock: SharedClock,
+    /// The clock's time when the dispatcher last looked (`settled_at`).
+    scanned: AtomicI64,
 }
 
 impl AlarmScheduler {
@@ -214,6 +217,7 @@ impl AlarmScheduler {
             changed: Notify::new(),
             policy,
             clock,
+            scanned: AtomicI64::new(i64::MIN),
         })
     }
 
@@ -275,6 +279,19 @@ impl AlarmScheduler {
         self.indexed().get(key).copied()
     }
 
+    /// True once the dispatcher has looked at the clock at `now` or later and
+    /// every alarm it dispatched has been delivered: nothing due by `now` is
+    /// waiting or running. (Call `nudge` first, so that a dispatcher asleep
+    /// until a later alarm looks again.)
+    pub fn settled_at(&self, now: i64) -> bool {
+        self.scanned.load(Ordering::SeqCst) >= now && self.queue().in_flight.is_empty()
+    }
+
+    /// Makes the dispatcher look at the clock again.
+    pub fn nudge(&self) {
+        self.changed.notify_one();
+    }
+
     /// Stops dispatching (shutdown); alarms already running finish.
     pub fn stop(&self) {
         self.stopping
@@ -306,15 +323,18 @@ impl AlarmScheduler {
                 return;
             }
             let next = self.queue().next();
+            let now = self.clock.now_ms();
             let Some((at, _)) = next else {
+                self.scanned.store(now, Ordering::SeqCst);
                 self.changed.notified().await;
                 continue;
             };
-            let wait = at.saturating_sub(self.clock.now_ms());
-            if wait > 0 {
-                let wait = Duration::from_millis(wait as u64).min(MAX_SLEEP);
+            if at > now {
+                self.scanned.store(now, Ordering::SeqCst);
+                // `at` is in 1..=MAX_ALARM_MS: positive.
+                let until = Duration::from_millis(at as u64).min(self.clock.now() + MAX_SLEEP);
                 tokio::select! {
-                    () = tokio::time::sleep(wait) => {}
+                    () = self.clock.sleep_until(until) => {}
                     () = self.changed.notified() => {}
                 }
                 continue;
@@ -331,6 +351,7 @@ impl AlarmScheduler {
                     .collect();
                 q.in_flight
                     .extend(due.iter().map(|(at, k)| (k.clone(), *at)));
+                self.scanned.store(now, Ordering::SeqCst);
                 due
             };
             for (at, key) in due {

@@ -2,7 +2,7 @@
 //! non-empty name or a canonical id, with a path that starts with `/`.
 #![no_main]
 
-use dohost::server::routes::{parse, Route, Target};
+use dohost::server::routes::{parse, Route, ObjectAddress};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -10,7 +10,7 @@ fuzz_target!(|data: &[u8]| {
     match parse(path) {
         Ok(Route::Object { path, target, .. }) => {
             assert!(path.starts_with('/'));
-            if let Target::Name(name) = target {
+            if let ObjectAddress::Name(name) = target {
                 assert!(!name.is_empty());
             }
         }

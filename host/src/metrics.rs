@@ -87,6 +87,16 @@ impl Default for Metrics {
             event_counters: Default::default(),
             registry: Registry::default(),
         };
+        m.register_objects(&mut registry);
+        m.register_sockets_and_host(&mut registry);
+        Metrics { registry, ..m }
+    }
+}
+
+impl Metrics {
+    /// Instances, events, hibernation and commits.
+    fn register_objects(&self, registry: &mut Registry) {
+        let m = self;
         registry.register(
             "dohost_instances_active",
             "Objects with a live component instance",
@@ -127,6 +137,11 @@ impl Default for Metrics {
             "Events made durable by those commits",
             m.events_committed.clone(),
         );
+    }
+
+    /// WebSockets, alarms, actors and temporary files.
+    fn register_sockets_and_host(&self, registry: &mut Registry) {
+        let m = self;
         registry.register(
             "dohost_websockets_active",
             "Open WebSockets (host-owned)",
@@ -167,7 +182,6 @@ impl Default for Metrics {
             "Bytes of temporary files of guest queries (limits.max_temp_bytes)",
             m.temp_bytes.clone(),
         );
-        Metrics { registry, ..m }
     }
 }
 

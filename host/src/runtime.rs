@@ -10,7 +10,7 @@
 
 use crate::bindings::dohost::object::types::{Request, Response};
 use crate::capabilities::alarms::{AlarmHook, AlarmScheduler};
-use crate::capabilities::namespaces::{BoxFuture, CallChain, Peers, Target, WaitGraph};
+use crate::capabilities::namespaces::{BoxFuture, CallChain, Callee, Peers, WaitGraph};
 use crate::capabilities::sockets::connection::Handled;
 use crate::capabilities::sockets::{SocketEvent, SocketEvents, SocketHook, SocketHub};
 use crate::clock::{SharedClock, SystemClock};
@@ -90,41 +90,9 @@ impl Runtime {
         std::fs::create_dir_all(&config.data_dir)
             .with_context(|| format!("creating data dir {}", config.data_dir.display()))?;
         let lock = DataDirLock::take(&config.data_dir)?;
-        // Before any database opens: temporary files go to a bounded place
-        // in the data dir, commits of all objects share flushes, and (test
-        // builds only) the failpoint VFS goes on top of that.
-        crate::capabilities::storage::temp_files::install(
-            &config.data_dir,
-            config.limits.max_temp_bytes,
-        )
-        .with_context(|| {
-            format!(
-                "setting up temporary files under {}",
-                config.data_dir.display()
-            )
-        })?;
-        crate::capabilities::storage::group_sync::install(&config.data_dir).with_context(|| {
-            format!(
-                "installing the group-sync VFS on {}",
-                config.data_dir.display()
-            )
-        })?;
-        crate::failpoints::install_from_env();
+        install_storage_layers(&config)?;
         let engine = Engine::new(&config.limits, &config.cache_dir, &config.classes)?;
-        let mut classes = BTreeMap::new();
-        for class in &config.classes {
-            let loaded = engine.load_class(class)?;
-            tracing::info!(
-                class = %class.name,
-                bytes = loaded.size,
-                ms = loaded.load_time.as_secs_f64() * 1e3,
-                methods = %loaded.rpc.names().join(","),
-                "{} {}",
-                if loaded.load == LoadKind::Cached { "loaded compiled" } else { "compiled" },
-                class.component.display()
-            );
-            classes.insert(class.name.clone(), Arc::new(loaded));
-        }
+        let classes = load_classes(&engine, &config)?;
         let class_names: Vec<Arc<str>> = classes.values().map(|c| c.name.clone()).collect();
         let alarms =
             AlarmScheduler::open(&config.data_dir, &class_names, config.alarms, clock.clone())
@@ -421,6 +389,41 @@ impl Runtime {
     }
 }
 
+/// Before any database opens: temporary files go to a bounded place in the
+/// data dir, commits of all objects share flushes, and (test builds only)
+/// the failpoint VFS goes on top of that.
+fn install_storage_layers(config: &Config) -> anyhow::Result<()> {
+    let dir = &config.data_dir;
+    crate::capabilities::storage::temp_files::install(dir, config.limits.max_temp_bytes)
+        .with_context(|| format!("setting up temporary files under {}", dir.display()))?;
+    crate::capabilities::storage::group_sync::install(dir)
+        .with_context(|| format!("installing the group-sync VFS on {}", dir.display()))?;
+    crate::failpoints::install_from_env();
+    Ok(())
+}
+
+/// Compiles (or reads from the cache) every class of the manifest.
+fn load_classes(
+    engine: &Engine,
+    config: &Config,
+) -> anyhow::Result<BTreeMap<String, Arc<LoadedClass>>> {
+    let mut classes = BTreeMap::new();
+    for class in &config.classes {
+        let loaded = engine.load_class(class)?;
+        tracing::info!(
+            class = %class.name,
+            bytes = loaded.size,
+            ms = loaded.load_time.as_secs_f64() * 1e3,
+            methods = %loaded.rpc.names().join(","),
+            "{} {}",
+            if loaded.load == LoadKind::Cached { "loaded compiled" } else { "compiled" },
+            class.component.display()
+        );
+        classes.insert(class.name.clone(), Arc::new(loaded));
+    }
+    Ok(classes)
+}
+
 impl Peers for RuntimeLink {
     fn knows_class(&self, class: &str) -> bool {
         self.0
@@ -430,7 +433,7 @@ impl Peers for RuntimeLink {
 
     fn call(
         &self,
-        target: Target,
+        target: Callee,
         method: String,
         args: Value,
         chain: CallChain,
@@ -439,7 +442,7 @@ impl Peers for RuntimeLink {
         Box::pin(async move {
             let rt = rt?;
             let _waiting = rt.waits.wait_on(&chain, &target)?;
-            let Target { class, id, name } = target;
+            let Callee { class, id, name } = target;
             let timeout = rt.config.limits.call_timeout;
             let call = rt.call(&class, id, name, &method, &args, chain);
             match tokio::time::timeout(timeout, call).await {
@@ -461,7 +464,7 @@ impl Peers for RuntimeLink {
 
     fn fetch(
         &self,
-        target: Target,
+        target: Callee,
         req: Request,
         chain: CallChain,
     ) -> BoxFuture<Result<Response, String>> {
@@ -469,7 +472,7 @@ impl Peers for RuntimeLink {
         Box::pin(async move {
             let rt = rt?;
             let _waiting = rt.waits.wait_on(&chain, &target)?;
-            let Target { class, id, name } = target;
+            let Callee { class, id, name } = target;
             let timeout = rt.config.limits.call_timeout;
             let class_rt = rt.known_class(&class).map_err(|e| e.to_string())?.clone();
             match tokio::time::timeout(timeout, rt.fetch(&class_rt, id, name, req, chain)).await {

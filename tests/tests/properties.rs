@@ -335,7 +335,7 @@ proptest! {
         match dohost::server::routes::parse(&path) {
             Ok(dohost::server::routes::Route::Object { path: p, target, .. }) => {
                 prop_assert!(p.starts_with('/'));
-                if let dohost::server::routes::Target::Name(n) = target {
+                if let dohost::server::routes::ObjectAddress::Name(n) = target {
                     prop_assert!(!n.is_empty());
                 }
             }

@@ -1,6 +1,9 @@
-//! Every limit and default of the runtime, named in one place (but the
-//! longest object name, `crate::id::MAX_NAME_BYTES`). The manifest
-//! (`[limits]` in `dohost.toml`) can override the configurable ones.
+//! Every limit a guest or client can reach, and every default, named in one
+//! place — except the longest object name, `crate::id::MAX_NAME_BYTES` (ids
+//! are a leaf module). The manifest (`[limits]` in `dohost.toml`) can
+//! override the configurable ones. Internal tuning (how many alarms are
+//! dispatched at once, the LRU headroom, the wasmtime pool) lives with the
+//! code it tunes.
 
 use std::time::Duration;
 
@@ -97,3 +100,15 @@ pub const MAX_EVENTS_PER_COMMIT: usize = 256;
 pub const EPOCH_TICK: Duration = Duration::from_millis(5);
 /// Bytes of guest stdout/stderr kept to explain a trap.
 pub const GUEST_LOG_TAIL_BYTES: usize = 4 * 1024;
+/// Tags per socket, and characters per tag.
+pub const MAX_TAGS: usize = 10;
+pub const MAX_TAG_CHARS: usize = 256;
+/// Bytes of a socket's attachment.
+pub const MAX_ATTACHMENT_BYTES: usize = 2048;
+/// Resource handles a guest may hold at once (a guest leaking handles is
+/// stopped, not the host).
+pub const MAX_HANDLES: usize = 100_000;
+/// Table elements all tables of an instance may hold together.
+pub const MAX_TABLE_ELEMENTS: usize = 1_000_000;
+/// Headers per request (more → 431 with the JSON error).
+pub const MAX_HEADERS: usize = 100;

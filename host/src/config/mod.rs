@@ -292,160 +292,163 @@ impl Config {
         base: &Path,
         overrides: &Overrides,
     ) -> Result<Config, ConfigError> {
-        let raw: RawManifest = toml::from_str(text).map_err(|e| {
-            // A value of the wrong type or an unknown key: name the key.
-            match e.span().and_then(|span| key_at(text, &span)) {
-                Some(key) => ConfigError::Invalid {
-                    path: path.to_path_buf(),
-                    key,
-                    message: e.message().trim_end().replace('\n', " "),
-                },
-                None => ConfigError::Parse {
-                    path: path.to_path_buf(),
-                    message: e.to_string().trim_end().replace('\n', " "),
-                },
-            }
-        })?;
-        let invalid = |key: &str, message: String| ConfigError::Invalid {
-            path: path.to_path_buf(),
-            key: key.to_string(),
-            message,
-        };
-
-        let listen = match (overrides.listen, raw.listen) {
+        let raw = read_manifest(text, path)?;
+        let check = Check { path };
+        let listen = match (overrides.listen, &raw.listen) {
             (Some(addr), _) => addr,
             (None, Some(s)) => s.parse().map_err(|e| {
-                invalid(
+                check.invalid(
                     "listen",
                     format!("{s:?} is not an address like 127.0.0.1:8787 ({e})"),
                 )
             })?,
             (None, None) => DEFAULT_LISTEN.parse().expect("default address parses"),
         };
-        let data_dir = match (&overrides.data_dir, raw.data_dir) {
+        let data_dir = match (&overrides.data_dir, &raw.data_dir) {
             (Some(dir), _) => dir.clone(),
             (None, Some(dir)) => base.join(dir),
             (None, None) => base.join(DEFAULT_DATA_DIR),
         };
-        let cache_dir = match raw.cache_dir {
+        let cache_dir = match &raw.cache_dir {
             Some(dir) => base.join(dir),
             None => data_dir.join("_dohost").join("compiled"),
         };
+        let limits = check.limits(&raw.limits)?;
+        let alarms = check.alarms(&raw.alarms)?;
+        let classes = check.classes(&raw.classes, base)?;
+        check.migrations(&raw.migrations, &raw.classes)?;
+        Ok(Config {
+            listen,
+            data_dir,
+            cache_dir,
+            limits,
+            alarms,
+            classes,
+            dev: overrides.dev || raw.dev.unwrap_or(false),
+            admin_token: None,
+        })
+    }
+}
 
-        let duration = |key: &str, value: &Option<String>, default: Duration| match value {
-            None => Ok(default),
-            Some(s) => match humantime::parse_duration(s) {
-                Ok(d) if !d.is_zero() => Ok(d),
-                Ok(_) => Err(invalid(key, "must be greater than zero".into())),
-                Err(e) => Err(invalid(
-                    key,
-                    format!("{s:?} is not a duration like \"10s\" or \"500ms\" ({e})"),
-                )),
-            },
+/// The manifest as TOML; a value of the wrong type or an unknown key names
+/// its key.
+fn read_manifest(text: &str, path: &Path) -> Result<RawManifest, ConfigError> {
+    toml::from_str(text).map_err(|e| match e.span().and_then(|span| key_at(text, &span)) {
+        Some(key) => ConfigError::Invalid {
+            path: path.to_path_buf(),
+            key,
+            message: e.message().trim_end().replace('\n', " "),
+        },
+        None => ConfigError::Parse {
+            path: path.to_path_buf(),
+            message: e.to_string().trim_end().replace('\n', " "),
+        },
+    })
+}
+
+/// Checks the sections of the manifest at `path`.
+struct Check<'a> {
+    path: &'a Path,
+}
+
+impl Check<'_> {
+    fn invalid(&self, key: &str, message: String) -> ConfigError {
+        ConfigError::Invalid {
+            path: self.path.to_path_buf(),
+            key: key.to_string(),
+            message,
+        }
+    }
+
+    /// A duration like "10s", greater than zero.
+    fn duration(
+        &self,
+        key: &str,
+        value: &Option<String>,
+        default: Duration,
+    ) -> Result<Duration, ConfigError> {
+        let Some(s) = value else {
+            return Ok(default);
         };
-        let positive = |key: &str, value: Option<usize>, default: usize| match value {
-            Some(0) => Err(invalid(key, "must be at least 1".into())),
+        match humantime::parse_duration(s) {
+            Ok(d) if !d.is_zero() => Ok(d),
+            Ok(_) => Err(self.invalid(key, "must be greater than zero".into())),
+            Err(e) => Err(self.invalid(
+                key,
+                format!("{s:?} is not a duration like \"10s\" or \"500ms\" ({e})"),
+            )),
+        }
+    }
+
+    /// A count of at least 1.
+    fn positive<N: Copy + PartialEq + From<u8>>(
+        &self,
+        key: &str,
+        value: Option<N>,
+        default: N,
+    ) -> Result<N, ConfigError> {
+        match value {
+            Some(n) if n == N::from(0) => Err(self.invalid(key, "must be at least 1".into())),
             Some(n) => Ok(n),
             None => Ok(default),
-        };
+        }
+    }
+
+    fn limits(&self, raw: &RawLimits) -> Result<Limits, ConfigError> {
         let d = Limits::default();
+        macro_rules! positive {
+            ($field:ident) => {
+                self.positive(concat!("limits.", stringify!($field)), raw.$field, d.$field)?
+            };
+        }
+        macro_rules! duration {
+            ($field:ident) => {
+                self.duration(
+                    concat!("limits.", stringify!($field)),
+                    &raw.$field,
+                    d.$field,
+                )?
+            };
+        }
         let limits = Limits {
             // "0s" hibernates after every batch of events (tests, debugging).
-            hibernate_after: match &raw.limits.hibernate_after {
+            hibernate_after: match &raw.hibernate_after {
                 Some(s) if s.trim() == "0s" || s.trim() == "0" => Duration::ZERO,
-                _ => duration(
-                    "limits.hibernate_after",
-                    &raw.limits.hibernate_after,
-                    d.hibernate_after,
-                )?,
+                _ => duration!(hibernate_after),
             },
-            max_active: positive("limits.max_active", raw.limits.max_active, d.max_active)?,
-            cpu_per_event: duration(
-                "limits.cpu_per_event",
-                &raw.limits.cpu_per_event,
-                d.cpu_per_event,
-            )?,
-            memory_per_instance: match raw.limits.memory_per_instance_mib {
+            max_active: positive!(max_active),
+            cpu_per_event: duration!(cpu_per_event),
+            memory_per_instance: match raw.memory_per_instance_mib {
                 Some(mib @ 1..=4096) => mib * 1024 * 1024,
                 Some(_) => {
-                    return Err(invalid(
-                        "limits.memory_per_instance_mib",
-                        "must be between 1 and 4096".into(),
-                    ))
+                    let key = "limits.memory_per_instance_mib";
+                    return Err(self.invalid(key, "must be between 1 and 4096".into()));
                 }
                 None => d.memory_per_instance,
             },
-            mailbox: positive("limits.mailbox", raw.limits.mailbox, d.mailbox)?,
-            max_body_bytes: positive(
-                "limits.max_body_bytes",
-                raw.limits.max_body_bytes,
-                d.max_body_bytes,
-            )?,
-            call_timeout: duration(
-                "limits.call_timeout",
-                &raw.limits.call_timeout,
-                d.call_timeout,
-            )?,
-            max_sockets_per_object: positive(
-                "limits.max_sockets_per_object",
-                raw.limits.max_sockets_per_object,
-                d.max_sockets_per_object,
-            )?,
-            max_ws_message_bytes: positive(
-                "limits.max_ws_message_bytes",
-                raw.limits.max_ws_message_bytes,
-                d.max_ws_message_bytes,
-            )?,
-            request_read_timeout: match &raw.limits.request_read_timeout {
+            mailbox: positive!(mailbox),
+            max_body_bytes: positive!(max_body_bytes),
+            call_timeout: duration!(call_timeout),
+            max_sockets_per_object: positive!(max_sockets_per_object),
+            max_ws_message_bytes: positive!(max_ws_message_bytes),
+            request_read_timeout: match &raw.request_read_timeout {
                 None => None,
-                some => Some(duration(
-                    "limits.request_read_timeout",
-                    some,
-                    Duration::ZERO,
-                )?),
+                some => Some(self.duration("limits.request_read_timeout", some, Duration::ZERO)?),
             },
-            mailbox_bytes: positive(
-                "limits.mailbox_bytes",
-                raw.limits.mailbox_bytes,
-                d.mailbox_bytes,
-            )?,
-            max_inflight_bytes: positive(
-                "limits.max_inflight_bytes",
-                raw.limits.max_inflight_bytes,
-                d.max_inflight_bytes,
-            )?,
-            max_connections: match raw.limits.max_connections {
-                Some(n) => Some(positive("limits.max_connections", Some(n), n)?),
+            mailbox_bytes: positive!(mailbox_bytes),
+            max_inflight_bytes: positive!(max_inflight_bytes),
+            max_connections: match raw.max_connections {
+                Some(n) => Some(self.positive("limits.max_connections", Some(n), n)?),
                 None => None,
             },
-            max_storage_bytes: positive(
-                "limits.max_storage_bytes",
-                raw.limits.max_storage_bytes.map(|b| b as usize),
-                d.max_storage_bytes as usize,
-            )? as u64,
-            max_temp_bytes: positive(
-                "limits.max_temp_bytes",
-                raw.limits.max_temp_bytes.map(|b| b as usize),
-                d.max_temp_bytes as usize,
-            )? as u64,
-            max_ws_send_queue_bytes: positive(
-                "limits.max_ws_send_queue_bytes",
-                raw.limits.max_ws_send_queue_bytes,
-                d.max_ws_send_queue_bytes,
-            )?,
-            ws_write_timeout: duration(
-                "limits.ws_write_timeout",
-                &raw.limits.ws_write_timeout,
-                d.ws_write_timeout,
-            )?,
-            activation_wait: duration(
-                "limits.activation_wait",
-                &raw.limits.activation_wait,
-                d.activation_wait,
-            )?,
+            max_storage_bytes: positive!(max_storage_bytes),
+            max_temp_bytes: positive!(max_temp_bytes),
+            max_ws_send_queue_bytes: positive!(max_ws_send_queue_bytes),
+            ws_write_timeout: duration!(ws_write_timeout),
+            activation_wait: duration!(activation_wait),
         };
         if limits.max_ws_send_queue_bytes < limits.max_ws_message_bytes {
-            return Err(invalid(
+            return Err(self.invalid(
                 "limits.max_ws_send_queue_bytes",
                 format!(
                     "must be at least limits.max_ws_message_bytes ({}): one message must fit",
@@ -453,31 +456,38 @@ impl Config {
                 ),
             ));
         }
+        Ok(limits)
+    }
 
-        let default_policy = AlarmPolicy::default();
-        let alarms = AlarmPolicy {
-            retry_base: duration(
-                "alarms.retry_base",
-                &raw.alarms.retry_base,
-                default_policy.retry_base,
-            )?,
-            max_retries: raw.alarms.max_retries.unwrap_or(default_policy.max_retries),
-        };
-        if raw.classes.is_empty() {
-            return Err(invalid(
+    fn alarms(&self, raw: &RawAlarms) -> Result<AlarmPolicy, ConfigError> {
+        let d = AlarmPolicy::default();
+        Ok(AlarmPolicy {
+            retry_base: self.duration("alarms.retry_base", &raw.retry_base, d.retry_base)?,
+            max_retries: raw.max_retries.unwrap_or(d.max_retries),
+        })
+    }
+
+    /// The classes, with their component files (relative to `base`).
+    fn classes(
+        &self,
+        raw: &BTreeMap<String, RawClass>,
+        base: &Path,
+    ) -> Result<Vec<ClassConfig>, ConfigError> {
+        if raw.is_empty() {
+            return Err(self.invalid(
                 "classes",
                 "no classes: add a [classes.<Name>] table with a component path".into(),
             ));
         }
         let mut classes = Vec::new();
-        for (name, class) in &raw.classes {
+        for (name, class) in raw {
             let key = format!("classes.{name}");
             if !is_valid_class_name(name) {
-                return Err(invalid(&key, "a class name is letters, digits and _ (not starting with a digit), at most 128 chars".into()));
+                return Err(self.invalid(&key, "a class name is letters, digits and _ (not starting with a digit), at most 128 chars".into()));
             }
             let component = base.join(&class.component);
             if !component.is_file() {
-                return Err(invalid(
+                return Err(self.invalid(
                     &format!("{key}.component"),
                     format!(
                         "component file {} not found (build it with `make build`)",
@@ -490,60 +500,42 @@ impl Config {
                 component,
             });
         }
+        Ok(classes)
+    }
 
-        let mut tags = Vec::new();
+    /// Every class is created by exactly one supported migration.
+    fn migrations(
+        &self,
+        raw: &[RawMigration],
+        classes: &BTreeMap<String, RawClass>,
+    ) -> Result<(), ConfigError> {
         let mut migrated = BTreeMap::new();
-        for (i, m) in raw.migrations.iter().enumerate() {
+        for (i, m) in raw.iter().enumerate() {
             let key = format!("migrations[{i}]");
-            if m.tag.trim().is_empty() {
-                return Err(invalid(&format!("{key}.tag"), "must not be empty".into()));
-            }
-            if tags.contains(&m.tag) {
-                return Err(invalid(
-                    &format!("{key}.tag"),
-                    format!("tag {:?} is used twice", m.tag),
-                ));
-            }
-            tags.push(m.tag.clone());
-            if !m.new_classes.is_empty() {
-                return Err(invalid(&format!("{key}.new_classes"), "not supported: dohost only has SQLite-backed classes; list them in new_sqlite_classes".into()));
-            }
-            for (field, empty) in [
-                ("renamed_classes", m.renamed_classes.is_empty()),
-                ("deleted_classes", m.deleted_classes.is_empty()),
-                ("transferred_classes", m.transferred_classes.is_empty()),
-            ] {
-                if !empty {
-                    return Err(invalid(
-                        &format!("{key}.{field}"),
-                        "not supported yet: only new_sqlite_classes migrations are implemented"
-                            .into(),
-                    ));
-                }
-            }
+            self.migration(&key, m, &raw[..i])?;
             for class in &m.new_sqlite_classes {
-                if !raw.classes.contains_key(class) {
-                    return Err(invalid(
-                        &format!("{key}.new_sqlite_classes"),
+                let key = format!("{key}.new_sqlite_classes");
+                if !classes.contains_key(class) {
+                    return Err(self.invalid(
+                        &key,
                         format!("unknown class {class:?}: it has no [classes.{class}] entry"),
                     ));
                 }
                 if migrated.insert(class.clone(), m.tag.clone()).is_some() {
-                    return Err(invalid(
-                        &format!("{key}.new_sqlite_classes"),
+                    return Err(self.invalid(
+                        &key,
                         format!("class {class:?} is created by two migrations"),
                     ));
                 }
             }
         }
-        let missing: Vec<&str> = raw
-            .classes
+        let missing: Vec<&str> = classes
             .keys()
             .filter(|c| !migrated.contains_key(*c))
             .map(String::as_str)
             .collect();
         if !missing.is_empty() {
-            return Err(invalid(
+            return Err(self.invalid(
                 "migrations",
                 format!(
                     "migrations required: class(es) {} have no migration; add them to new_sqlite_classes of a [[migrations]] entry",
@@ -551,17 +543,41 @@ impl Config {
                 ),
             ));
         }
+        Ok(())
+    }
 
-        Ok(Config {
-            listen,
-            data_dir,
-            cache_dir,
-            limits,
-            alarms,
-            classes,
-            dev: overrides.dev || raw.dev.unwrap_or(false),
-            admin_token: None,
-        })
+    /// One migration's tag (unique among `earlier`) and its supported kinds.
+    fn migration(
+        &self,
+        key: &str,
+        m: &RawMigration,
+        earlier: &[RawMigration],
+    ) -> Result<(), ConfigError> {
+        if m.tag.trim().is_empty() {
+            return Err(self.invalid(&format!("{key}.tag"), "must not be empty".into()));
+        }
+        if earlier.iter().any(|e| e.tag == m.tag) {
+            return Err(self.invalid(
+                &format!("{key}.tag"),
+                format!("tag {:?} is used twice", m.tag),
+            ));
+        }
+        if !m.new_classes.is_empty() {
+            return Err(self.invalid(&format!("{key}.new_classes"), "not supported: dohost only has SQLite-backed classes; list them in new_sqlite_classes".into()));
+        }
+        for (field, empty) in [
+            ("renamed_classes", m.renamed_classes.is_empty()),
+            ("deleted_classes", m.deleted_classes.is_empty()),
+            ("transferred_classes", m.transferred_classes.is_empty()),
+        ] {
+            if !empty {
+                return Err(self.invalid(
+                    &format!("{key}.{field}"),
+                    "not supported yet: only new_sqlite_classes migrations are implemented".into(),
+                ));
+            }
+        }
+        Ok(())
     }
 }
 

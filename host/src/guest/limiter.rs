@@ -1,8 +1,7 @@
 //! The memory and table budget of one instance, over all its core
 //! instances' memories and tables together.
 
-/// Table elements all tables of an instance may hold together.
-pub const MAX_TABLE_ELEMENTS: usize = 1_000_000;
+pub use crate::config::limits::MAX_TABLE_ELEMENTS;
 
 /// Caps the linear memory of an instance — all its memories together (a
 /// component holds several core instances, each may have its own) — and

@@ -96,16 +96,7 @@ pub fn decode(v: &Value, ty: &WitType, path: &str) -> Result<Val, DecodeError> {
         WitType::U64 => Val::U64(integer(v, path, ty, 0, u64::MAX.into())?),
         WitType::F32 => Val::Float32(float(v, path, ty)? as f32),
         WitType::F64 => Val::Float64(float(v, path, ty)?),
-        WitType::Char => {
-            let s = v
-                .as_str()
-                .ok_or_else(|| fail(path, "char (a one-character string)", v))?;
-            let mut chars = s.chars();
-            match (chars.next(), chars.next()) {
-                (Some(c), None) => Val::Char(c),
-                _ => return Err(fail(path, "char (a one-character string)", v)),
-            }
-        }
+        WitType::Char => decode_char(v, path)?,
         WitType::String => Val::String(
             v.as_str()
                 .ok_or_else(|| fail(path, "string", v))?
@@ -115,163 +106,24 @@ pub fn decode(v: &Value, ty: &WitType, path: &str) -> Result<Val, DecodeError> {
             let items = v
                 .as_array()
                 .ok_or_else(|| fail(path, format!("{ty} (an array)"), v))?;
-            Val::List(
-                items
-                    .iter()
-                    .enumerate()
-                    .map(|(i, item)| decode(item, t, &format!("{path}[{i}]")))
-                    .collect::<Result<_, _>>()?,
-            )
+            Val::List(decode_items(items, std::iter::repeat(&**t), path)?)
         }
         WitType::Tuple(ts) => {
             let items = v
                 .as_array()
                 .filter(|a| a.len() == ts.len())
                 .ok_or_else(|| fail(path, format!("{ty} (an array of {} values)", ts.len()), v))?;
-            Val::Tuple(
-                items
-                    .iter()
-                    .zip(ts)
-                    .enumerate()
-                    .map(|(i, (item, t))| decode(item, t, &format!("{path}[{i}]")))
-                    .collect::<Result<_, _>>()?,
-            )
+            Val::Tuple(decode_items(items, ts.iter(), path)?)
         }
-        WitType::Record(fields) => {
-            let obj = v
-                .as_object()
-                .ok_or_else(|| fail(path, format!("{ty} (an object)"), v))?;
-            if let Some(extra) = obj.keys().find(|k| !fields.iter().any(|(n, _)| n == *k)) {
-                return Err(fail(
-                    &format!("{path}.{extra}"),
-                    "no such field",
-                    &obj[extra],
-                ));
-            }
-            let mut out = Vec::with_capacity(fields.len());
-            for (name, t) in fields {
-                let field_path = format!("{path}.{name}");
-                let value = match (obj.get(name), t) {
-                    (Some(fv), _) => decode(fv, t, &field_path)?,
-                    (None, WitType::Option(_)) => Val::Option(None),
-                    (None, _) => {
-                        return Err(fail(
-                            &field_path,
-                            format!("{t} (the field is required)"),
-                            &Value::Null,
-                        ))
-                    }
-                };
-                out.push((name.clone(), value));
-            }
-            Val::Record(out)
-        }
-        WitType::Variant(cases) => {
-            let names = || {
-                cases
-                    .iter()
-                    .map(|(n, _)| n.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            };
-            let expected = || format!("one of the cases {{{}}} as {{\"case\": payload}}", names());
-            let (name, payload) = match v {
-                Value::String(s) => (s.as_str(), &Value::Null),
-                Value::Object(o) if o.len() == 1 => {
-                    let (k, p) = o.iter().next().expect("one entry");
-                    (k.as_str(), p)
-                }
-                _ => return Err(fail(path, expected(), v)),
-            };
-            let (case, payload_ty) = cases
-                .iter()
-                .find(|(n, _)| n == name)
-                .ok_or_else(|| fail(path, expected(), v))?;
-            let payload = match payload_ty {
-                Some(t) => Some(Box::new(decode(payload, t, &format!("{path}.{case}"))?)),
-                None if payload.is_null() => None,
-                None => {
-                    return Err(fail(
-                        &format!("{path}.{case}"),
-                        "null (this case has no payload)",
-                        payload,
-                    ))
-                }
-            };
-            Val::Variant(case.clone(), payload)
-        }
-        WitType::Enum(names) => {
-            let s = v
-                .as_str()
-                .filter(|s| names.iter().any(|n| n == s))
-                .ok_or_else(|| {
-                    fail(
-                        path,
-                        format!(
-                            "one of {}",
-                            names
-                                .iter()
-                                .map(|n| format!("{n:?}"))
-                                .collect::<Vec<_>>()
-                                .join(", ")
-                        ),
-                        v,
-                    )
-                })?;
-            Val::Enum(s.to_string())
-        }
+        WitType::Record(fields) => decode_record(v, ty, fields, path)?,
+        WitType::Variant(cases) => decode_variant(v, cases, path)?,
+        WitType::Enum(names) => decode_enum(v, names, path)?,
         WitType::Option(t) => match v {
             Value::Null => Val::Option(None),
             some => Val::Option(Some(Box::new(decode(some, t, path)?))),
         },
-        WitType::Result { ok, err } => {
-            let expected = || format!("{ty} as {{\"ok\": value}} or {{\"err\": value}}");
-            let obj = v
-                .as_object()
-                .filter(|o| o.len() == 1)
-                .ok_or_else(|| fail(path, expected(), v))?;
-            let (k, payload) = obj.iter().next().expect("one entry");
-            let payload_of =
-                |t: &Option<Box<WitType>>, case: &str| -> Result<Option<Box<Val>>, DecodeError> {
-                    match t {
-                        Some(t) => Ok(Some(Box::new(decode(
-                            payload,
-                            t,
-                            &format!("{path}.{case}"),
-                        )?))),
-                        None if payload.is_null() => Ok(None),
-                        None => Err(fail(
-                            &format!("{path}.{case}"),
-                            "null (no payload)",
-                            payload,
-                        )),
-                    }
-                };
-            match k.as_str() {
-                "ok" => Val::Result(Ok(payload_of(ok, "ok")?)),
-                "err" => Val::Result(Err(payload_of(err, "err")?)),
-                _ => return Err(fail(path, expected(), v)),
-            }
-        }
-        WitType::Flags(names) => {
-            let items = v
-                .as_array()
-                .ok_or_else(|| fail(path, format!("{ty} (an array of flag names)"), v))?;
-            let mut set = Vec::new();
-            for (i, item) in items.iter().enumerate() {
-                match item.as_str().filter(|s| names.iter().any(|n| n == s)) {
-                    Some(s) => set.push(s.to_string()),
-                    None => {
-                        return Err(fail(
-                            &format!("{path}[{i}]"),
-                            format!("one of the flags {}", names.join(", ")),
-                            item,
-                        ))
-                    }
-                }
-            }
-            Val::Flags(set)
-        }
+        WitType::Result { ok, err } => decode_result(v, ty, (ok, err), path)?,
+        WitType::Flags(names) => decode_flags(v, ty, names, path)?,
         WitType::Unsupported(what) => {
             return Err(fail(
                 path,
@@ -280,6 +132,158 @@ pub fn decode(v: &Value, ty: &WitType, path: &str) -> Result<Val, DecodeError> {
             ))
         }
     })
+}
+
+fn decode_char(v: &Value, path: &str) -> Result<Val, DecodeError> {
+    let expected = "char (a one-character string)";
+    let s = v.as_str().ok_or_else(|| fail(path, expected, v))?;
+    let mut chars = s.chars();
+    match (chars.next(), chars.next()) {
+        (Some(c), None) => Ok(Val::Char(c)),
+        _ => Err(fail(path, expected, v)),
+    }
+}
+
+/// The items of a list or tuple, each as its type.
+fn decode_items<'t>(
+    items: &[Value],
+    types: impl Iterator<Item = &'t WitType>,
+    path: &str,
+) -> Result<Vec<Val>, DecodeError> {
+    items
+        .iter()
+        .zip(types)
+        .enumerate()
+        .map(|(i, (item, t))| decode(item, t, &format!("{path}[{i}]")))
+        .collect()
+}
+
+/// A record from an object: no unknown fields; a missing field only if it
+/// is an option.
+fn decode_record(
+    v: &Value,
+    ty: &WitType,
+    fields: &[(String, WitType)],
+    path: &str,
+) -> Result<Val, DecodeError> {
+    let obj = v
+        .as_object()
+        .ok_or_else(|| fail(path, format!("{ty} (an object)"), v))?;
+    if let Some(extra) = obj.keys().find(|k| !fields.iter().any(|(n, _)| n == *k)) {
+        return Err(fail(
+            &format!("{path}.{extra}"),
+            "no such field",
+            &obj[extra],
+        ));
+    }
+    let mut out = Vec::with_capacity(fields.len());
+    for (name, t) in fields {
+        let field_path = format!("{path}.{name}");
+        let value = match (obj.get(name), t) {
+            (Some(fv), _) => decode(fv, t, &field_path)?,
+            (None, WitType::Option(_)) => Val::Option(None),
+            (None, _) => {
+                let expected = format!("{t} (the field is required)");
+                return Err(fail(&field_path, expected, &Value::Null));
+            }
+        };
+        out.push((name.clone(), value));
+    }
+    Ok(Val::Record(out))
+}
+
+/// A variant from `"case"` or `{"case": payload}`.
+fn decode_variant(
+    v: &Value,
+    cases: &[(String, Option<WitType>)],
+    path: &str,
+) -> Result<Val, DecodeError> {
+    let expected = || {
+        let names: Vec<&str> = cases.iter().map(|(n, _)| n.as_str()).collect();
+        format!(
+            "one of the cases {{{}}} as {{\"case\": payload}}",
+            names.join(", ")
+        )
+    };
+    let (name, payload) = match v {
+        Value::String(s) => (s.as_str(), &Value::Null),
+        Value::Object(o) if o.len() == 1 => {
+            let (k, p) = o.iter().next().expect("one entry");
+            (k.as_str(), p)
+        }
+        _ => return Err(fail(path, expected(), v)),
+    };
+    let (case, payload_ty) = cases
+        .iter()
+        .find(|(n, _)| n == name)
+        .ok_or_else(|| fail(path, expected(), v))?;
+    let case_path = format!("{path}.{case}");
+    let payload = match payload_ty {
+        Some(t) => Some(Box::new(decode(payload, t, &case_path)?)),
+        None if payload.is_null() => None,
+        None => {
+            return Err(fail(&case_path, "null (this case has no payload)", payload));
+        }
+    };
+    Ok(Val::Variant(case.clone(), payload))
+}
+
+fn decode_enum(v: &Value, names: &[String], path: &str) -> Result<Val, DecodeError> {
+    let s = v
+        .as_str()
+        .filter(|s| names.iter().any(|n| n == s))
+        .ok_or_else(|| {
+            let quoted: Vec<String> = names.iter().map(|n| format!("{n:?}")).collect();
+            fail(path, format!("one of {}", quoted.join(", ")), v)
+        })?;
+    Ok(Val::Enum(s.to_string()))
+}
+
+/// A result from `{"ok": value}` or `{"err": value}`.
+fn decode_result(
+    v: &Value,
+    ty: &WitType,
+    (ok, err): (&Option<Box<WitType>>, &Option<Box<WitType>>),
+    path: &str,
+) -> Result<Val, DecodeError> {
+    let expected = || format!("{ty} as {{\"ok\": value}} or {{\"err\": value}}");
+    let obj = v
+        .as_object()
+        .filter(|o| o.len() == 1)
+        .ok_or_else(|| fail(path, expected(), v))?;
+    let (k, payload) = obj.iter().next().expect("one entry");
+    let payload_of =
+        |t: &Option<Box<WitType>>, case: &str| -> Result<Option<Box<Val>>, DecodeError> {
+            let case_path = format!("{path}.{case}");
+            match t {
+                Some(t) => Ok(Some(Box::new(decode(payload, t, &case_path)?))),
+                None if payload.is_null() => Ok(None),
+                None => Err(fail(&case_path, "null (no payload)", payload)),
+            }
+        };
+    match k.as_str() {
+        "ok" => Ok(Val::Result(Ok(payload_of(ok, "ok")?))),
+        "err" => Ok(Val::Result(Err(payload_of(err, "err")?))),
+        _ => Err(fail(path, expected(), v)),
+    }
+}
+
+/// Flags from an array of flag names.
+fn decode_flags(v: &Value, ty: &WitType, names: &[String], path: &str) -> Result<Val, DecodeError> {
+    let items = v
+        .as_array()
+        .ok_or_else(|| fail(path, format!("{ty} (an array of flag names)"), v))?;
+    let mut set = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        match item.as_str().filter(|s| names.iter().any(|n| n == s)) {
+            Some(s) => set.push(s.to_string()),
+            None => {
+                let expected = format!("one of the flags {}", names.join(", "));
+                return Err(fail(&format!("{path}[{i}]"), expected, item));
+            }
+        }
+    }
+    Ok(Val::Flags(set))
 }
 
 fn float_json(f: f64) -> Value {

@@ -44,8 +44,7 @@ type HttpResponse = hyper::Response<Full<Bytes>>;
 /// A client that sends no complete header within this time is disconnected,
 /// and a body must arrive within it too (slowloris).
 const REQUEST_READ_TIMEOUT: Duration = Duration::from_secs(30);
-/// Headers per request (more → 431 with the JSON error).
-const MAX_HEADERS: usize = 100;
+use crate::config::limits::MAX_HEADERS;
 /// Header lines the HTTP parser takes before it refuses a request itself (a
 /// bare 431 without a body): room to answer up to here with the JSON error.
 const PARSER_MAX_HEADERS: usize = 1_000;

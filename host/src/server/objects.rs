@@ -2,7 +2,7 @@
 
 use super::admission::{BodyPermit, ConnectionPermit};
 use super::responses::{guest_response, json_response};
-use super::routes::Target;
+use super::routes::ObjectAddress;
 use super::{error_response, event_error_response, Front, HttpResponse, REQUEST_READ_TIMEOUT};
 use crate::bindings::dohost::object::types::Request;
 use crate::capabilities::sockets::PendingConnection;
@@ -72,7 +72,7 @@ pub(super) async fn object_route(
     front: &Front,
     mut req: hyper::Request<Incoming>,
     class: &Arc<LoadedClass>,
-    target: Target,
+    target: ObjectAddress,
     object_path: String,
     connection: ConnectionPermit,
 ) -> HttpResponse {
@@ -87,16 +87,7 @@ pub(super) async fn object_route(
         None => object_path,
     };
     let method = req.method().clone();
-    let headers = req
-        .headers()
-        .iter()
-        .map(|(k, v)| {
-            (
-                k.as_str().to_string(),
-                String::from_utf8_lossy(v.as_bytes()).into_owned(),
-            )
-        })
-        .collect();
+    let headers = header_pairs(req.headers());
     let on_upgrade = ws_key.as_ref().map(|_| hyper::upgrade::on(&mut req));
     let limit = runtime.config.limits.max_body_bytes;
     let (body, _held) = match read_body(front, req, limit, "limits.max_body_bytes").await {
@@ -127,22 +118,7 @@ pub(super) async fn object_route(
         .await
     {
         Ok(EventOutput::Upgrade { response, .. }) => {
-            let mut res = guest_response(response, &method);
-            let headers = res.headers_mut();
-            headers.insert(
-                hyper::header::UPGRADE,
-                HeaderValue::from_static("websocket"),
-            );
-            headers.insert(
-                hyper::header::CONNECTION,
-                HeaderValue::from_static("Upgrade"),
-            );
-            let accept =
-                tokio_tungstenite::tungstenite::handshake::derive_accept_key(ws_key.as_bytes());
-            if let Ok(accept) = HeaderValue::from_str(&accept) {
-                headers.insert(hyper::header::SEC_WEBSOCKET_ACCEPT, accept);
-            }
-            res
+            switching_protocols(guest_response(response, &method), &ws_key)
         }
         Ok(EventOutput::Response(response)) => guest_response(response, &method),
         Ok(other) => error_response(
@@ -151,6 +127,37 @@ pub(super) async fn object_route(
         ),
         Err(e) => event_error_response(&e, runtime.config.dev),
     }
+}
+
+/// The request's headers as (name, value) pairs for the guest.
+fn header_pairs(headers: &hyper::HeaderMap) -> Vec<(String, String)> {
+    headers
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.as_str().to_string(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
+        .collect()
+}
+
+/// The guest's 101 with the WebSocket handshake headers for `ws_key`.
+fn switching_protocols(mut res: HttpResponse, ws_key: &str) -> HttpResponse {
+    let headers = res.headers_mut();
+    headers.insert(
+        hyper::header::UPGRADE,
+        HeaderValue::from_static("websocket"),
+    );
+    headers.insert(
+        hyper::header::CONNECTION,
+        HeaderValue::from_static("Upgrade"),
+    );
+    let accept = tokio_tungstenite::tungstenite::handshake::derive_accept_key(ws_key.as_bytes());
+    if let Ok(accept) = HeaderValue::from_str(&accept) {
+        headers.insert(hyper::header::SEC_WEBSOCKET_ACCEPT, accept);
+    }
+    res
 }
 
 /// Reads a request body of at most `limit` bytes (named by `key` in the
@@ -213,7 +220,7 @@ pub(super) async fn rpc_route(
     front: &Front,
     req: hyper::Request<Incoming>,
     class_name: &str,
-    target: Target,
+    target: ObjectAddress,
     method: &str,
 ) -> HttpResponse {
     let runtime = &front.runtime;

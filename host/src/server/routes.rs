@@ -7,17 +7,17 @@ use crate::id::ObjectId;
 
 /// Which object a URL names.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Target {
+pub enum ObjectAddress {
     Name(String),
     Id(ObjectId),
 }
 
-impl Target {
+impl ObjectAddress {
     /// The id in `class`, and the name if the URL gave one.
     pub fn resolve(self, class: &str) -> (ObjectId, Option<String>) {
         match self {
-            Target::Name(name) => (ObjectId::from_name(class, &name), Some(name)),
-            Target::Id(id) => (id, None),
+            ObjectAddress::Name(name) => (ObjectId::from_name(class, &name), Some(name)),
+            ObjectAddress::Id(id) => (id, None),
         }
     }
 }
@@ -31,7 +31,7 @@ pub enum Route {
     /// `/obj/<class>/<name>|id/<hex>/<path…>`; `path` starts with `/`.
     Object {
         class: String,
-        target: Target,
+        target: ObjectAddress,
         path: String,
     },
     /// `GET /rpc/<class>`.
@@ -41,7 +41,7 @@ pub enum Route {
     /// `/rpc/<class>/<name>|id/<hex>/<method>`.
     RpcCall {
         class: String,
-        target: Target,
+        target: ObjectAddress,
         method: String,
     },
 }
@@ -96,10 +96,10 @@ pub fn percent_decode(segment: &str) -> Result<String, String> {
     String::from_utf8(out).map_err(|_| format!("{segment:?} is not UTF-8 once decoded"))
 }
 
-fn name_target(segment: &str) -> Result<Target, RouteError> {
+fn name_target(segment: &str) -> Result<ObjectAddress, RouteError> {
     match percent_decode(segment) {
         Ok(name) if !name.is_empty() => match crate::id::check_name(&name) {
-            Ok(()) => Ok(Target::Name(name)),
+            Ok(()) => Ok(ObjectAddress::Name(name)),
             Err(e) => Err(bad_request(e)),
         },
         Ok(_) => Err(bad_request(
@@ -109,9 +109,9 @@ fn name_target(segment: &str) -> Result<Target, RouteError> {
     }
 }
 
-fn id_target(hex: &str) -> Result<Target, RouteError> {
+fn id_target(hex: &str) -> Result<ObjectAddress, RouteError> {
     ObjectId::parse(hex)
-        .map(Target::Id)
+        .map(ObjectAddress::Id)
         .map_err(|e| bad_request(e.to_string()))
 }
 
@@ -178,7 +178,7 @@ pub fn parse(path: &str) -> Result<Route, RouteError> {
 mod tests {
     use super::*;
 
-    fn obj(class: &str, target: Target, path: &str) -> Route {
+    fn obj(class: &str, target: ObjectAddress, path: &str) -> Route {
         Route::Object {
             class: class.into(),
             target,
@@ -191,23 +191,23 @@ mod tests {
         let id = ObjectId::from_name("C", "x");
         assert_eq!(
             parse("/obj/C/x/inc/r").unwrap(),
-            obj("C", Target::Name("x".into()), "/inc/r")
+            obj("C", ObjectAddress::Name("x".into()), "/inc/r")
         );
         assert_eq!(
             parse("/obj/C/x").unwrap(),
-            obj("C", Target::Name("x".into()), "/")
+            obj("C", ObjectAddress::Name("x".into()), "/")
         );
         assert_eq!(
             parse("/obj/C/a%20b/").unwrap(),
-            obj("C", Target::Name("a b".into()), "/")
+            obj("C", ObjectAddress::Name("a b".into()), "/")
         );
         assert_eq!(
             parse(&format!("/obj/C/id/{id}/p")).unwrap(),
-            obj("C", Target::Id(id), "/p")
+            obj("C", ObjectAddress::Id(id), "/p")
         );
         assert_eq!(
             parse(&format!("/obj/C/id/{id}")).unwrap(),
-            obj("C", Target::Id(id), "/")
+            obj("C", ObjectAddress::Id(id), "/")
         );
     }
 
@@ -244,7 +244,7 @@ mod tests {
             parse("/rpc/C/n/m").unwrap(),
             Route::RpcCall {
                 class: "C".into(),
-                target: Target::Name("n".into()),
+                target: ObjectAddress::Name("n".into()),
                 method: "m".into()
             }
         );

@@ -1,7 +1,7 @@
 //! `dohost:object/namespaces`: ids of objects, and calls and requests to them
 //! (through `Peers`, with cycle detection and a timeout).
 
-use super::{check_cycle, CallChain, ChainLink, Peers, Target};
+use super::{check_cycle, CallChain, Callee, ChainLink, Peers};
 use crate::bindings::dohost::object::namespaces;
 use crate::bindings::dohost::object::types::{Request, Response};
 use crate::config::is_valid_class_name;
@@ -59,7 +59,7 @@ fn check_class(class: &str) -> Result<(), String> {
 impl NamespacesCtx {
     /// Validates a call target: a served class, a well-formed id, no cycle,
     /// not too deep. The name is known if this instance derived the id from it.
-    fn target(&self, class: String, id: &str) -> Result<Target, String> {
+    fn target(&self, class: String, id: &str) -> Result<Callee, String> {
         check_class(&class)?;
         if !self.peers.knows_class(&class) {
             return Err(format!("unknown class {class:?}"));
@@ -76,7 +76,7 @@ impl NamespacesCtx {
                 self.chain.len()
             ));
         }
-        Ok(Target { class, id, name })
+        Ok(Callee { class, id, name })
     }
 
     /// Remembers the name of an id, within a byte budget (then starts over).

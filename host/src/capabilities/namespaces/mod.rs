@@ -100,7 +100,7 @@ impl Drop for Waiting<'_> {
 impl WaitGraph {
     /// Registers that the last object of `chain` waits on `target`, or
     /// fails if `target` (transitively) waits on it.
-    pub fn wait_on(&self, chain: &CallChain, target: &Target) -> Result<Waiting<'_>, String> {
+    pub fn wait_on(&self, chain: &CallChain, target: &Callee) -> Result<Waiting<'_>, String> {
         let Some(caller) = chain.last() else {
             return Ok(Waiting {
                 graph: self,
@@ -142,7 +142,7 @@ impl WaitGraph {
 
 /// The object a call goes to.
 #[derive(Clone, Debug)]
-pub struct Target {
+pub struct Callee {
     pub class: String,
     pub id: ObjectId,
     /// The name, when the caller derived the id from one.
@@ -157,7 +157,7 @@ pub trait Peers: Send + Sync {
     /// Calls RPC `method` with JSON `args`; the JSON result or an error message.
     fn call(
         &self,
-        target: Target,
+        target: Callee,
         method: String,
         args: Value,
         chain: CallChain,
@@ -166,7 +166,7 @@ pub trait Peers: Send + Sync {
     /// Sends `req` to the object's `fetch` handler.
     fn fetch(
         &self,
-        target: Target,
+        target: Callee,
         req: Request,
         chain: CallChain,
     ) -> BoxFuture<Result<Response, String>>;
@@ -182,7 +182,7 @@ impl Peers for NoPeers {
 
     fn call(
         &self,
-        target: Target,
+        target: Callee,
         _: String,
         _: Value,
         _: CallChain,
@@ -192,7 +192,7 @@ impl Peers for NoPeers {
 
     fn fetch(
         &self,
-        target: Target,
+        target: Callee,
         _: Request,
         _: CallChain,
     ) -> BoxFuture<Result<Response, String>> {
@@ -204,8 +204,8 @@ impl Peers for NoPeers {
 mod tests {
     use super::*;
 
-    fn target(class: &str, name: &str) -> Target {
-        Target {
+    fn target(class: &str, name: &str) -> Callee {
+        Callee {
             class: class.into(),
             id: ObjectId::from_name(class, name),
             name: Some(name.into()),

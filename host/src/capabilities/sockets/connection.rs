@@ -10,7 +10,7 @@
 //! fails for a host-side reason (no active slot, storage) closes the socket
 //! with 1011 so the client knows its message was not handled.
 
-use super::{Outgoing, PendingConnection, SocketEvent, SocketHub, SocketId};
+use super::{Outgoing, PendingConnection, SendQueue, SocketEvent, SocketHub, SocketId};
 use crate::bindings::dohost::object::types::WsMessage;
 use crate::id::ObjectKey;
 use futures_util::future::BoxFuture;
@@ -152,6 +152,10 @@ pub async fn serve_socket(
     }
 }
 
+type Ws = WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>;
+type WsSink = futures_util::stream::SplitSink<Ws, Message>;
+type WsStream = futures_util::stream::SplitStream<Ws>;
+
 async fn serve(socket: &Socket, upgraded: hyper::upgrade::Upgraded) -> Ending {
     let max = socket.limits.max_message;
     let write_timeout = socket.limits.write_timeout;
@@ -172,68 +176,20 @@ async fn serve(socket: &Socket, upgraded: hyper::upgrade::Upgraded) -> Ending {
     };
     loop {
         let incoming = tokio::select! {
-            out = queue.pop() => {
-                match out {
-                    Outgoing::Message(m) => {
-                        let written = tokio::select! {
-                            written = tokio::time::timeout(write_timeout, sink.send(m)) => written,
-                            // Stuck on a client that does not read: the
-                            // frame is abandoned, so no close frame can follow.
-                            reason = queue.overflowed() => {
-                                return overflowed(socket, reason).await;
-                            }
-                        };
-                        match written {
-                            Ok(Ok(())) => continue,
-                            Ok(Err(_)) => return (1006, String::new(), false),
-                            Err(_) => {
-                                tracing::warn!("WebSocket of {} did not take a write within {write_timeout:?} (limits.ws_write_timeout); dropping it", socket.key);
-                                return (1006, "write timeout".into(), false);
-                            }
-                        }
-                    }
-                    Outgoing::Close(code, reason) => {
-                        let clean = close_handshake(&mut sink, &mut stream, close_frame(code, &reason), write_timeout).await;
-                        return (code, reason, clean);
-                    }
-                    Outgoing::Overflow(reason) => {
-                        let ending = overflowed(socket, reason.clone()).await;
-                        let _ = tokio::time::timeout(write_timeout, sink.send(close_frame(1008, &reason))).await;
-                        return ending;
-                    }
-                }
-            }
+            out = queue.pop() => match write_out(socket, &mut sink, &mut stream, &queue, out).await {
+                Some(ending) => return ending,
+                None => continue,
+            },
             why = in_flight.next_failure() => {
                 tracing::warn!("WebSocket of {}: an event failed on the host side ({why}); closing it with 1011", socket.key);
                 return server_error(&mut sink, &mut stream, why, write_timeout).await;
             }
             incoming = stream.next() => incoming,
         };
-        let event = match incoming {
-            Some(Ok(Message::Text(text))) => {
-                if socket.hub.try_auto_respond(&socket.key, socket.id, &text) {
-                    continue;
-                }
-                SocketEvent::Message {
-                    socket: socket.id,
-                    message: WsMessage::Text(text.to_string()),
-                }
-            }
-            Some(Ok(Message::Binary(data))) => SocketEvent::Message {
-                socket: socket.id,
-                message: WsMessage::Binary(data.to_vec()),
-            },
-            Some(Ok(Message::Close(frame))) => {
-                // Answer the close handshake, then report it.
-                let _ = tokio::time::timeout(write_timeout, sink.close()).await;
-                return match frame {
-                    Some(f) => (u16::from(f.code), f.reason.to_string(), true),
-                    None => (1005, String::new(), true),
-                };
-            }
-            Some(Ok(_)) => continue, // ping/pong are answered by the protocol layer
-            Some(Err(e)) => return protocol_error(socket, &mut sink, e, max, write_timeout).await,
-            None => return (1006, String::new(), false),
+        let event = match read_in(socket, &mut sink, incoming).await {
+            Incoming::Event(event) => event,
+            Incoming::Handled => continue,
+            Incoming::End(ending) => return ending,
         };
         // Backpressure: wait for the oldest event before handing over more.
         if in_flight.replies.len() >= EVENTS_IN_FLIGHT {
@@ -244,6 +200,94 @@ async fn serve(socket: &Socket, upgraded: hyper::upgrade::Upgraded) -> Ending {
         let reply = socket.deliver(event).await;
         in_flight.replies.push_back(reply);
     }
+}
+
+/// Writes what the hub queued for the socket; `Some` when that ends the
+/// connection.
+async fn write_out(
+    socket: &Socket,
+    sink: &mut WsSink,
+    stream: &mut WsStream,
+    queue: &SendQueue,
+    out: Outgoing,
+) -> Option<Ending> {
+    let write_timeout = socket.limits.write_timeout;
+    match out {
+        Outgoing::Message(m) => {
+            let written = tokio::select! {
+                written = tokio::time::timeout(write_timeout, sink.send(m)) => written,
+                // Stuck on a client that does not read: the frame is
+                // abandoned, so no close frame can follow.
+                reason = queue.overflowed() => return Some(overflowed(socket, reason).await),
+            };
+            match written {
+                Ok(Ok(())) => None,
+                Ok(Err(_)) => Some((1006, String::new(), false)),
+                Err(_) => {
+                    tracing::warn!("WebSocket of {} did not take a write within {write_timeout:?} (limits.ws_write_timeout); dropping it", socket.key);
+                    Some((1006, "write timeout".into(), false))
+                }
+            }
+        }
+        Outgoing::Close(code, reason) => {
+            let frame = close_frame(code, &reason);
+            let clean = close_handshake(sink, stream, frame, write_timeout).await;
+            Some((code, reason, clean))
+        }
+        Outgoing::Overflow(reason) => {
+            let ending = overflowed(socket, reason.clone()).await;
+            let _ =
+                tokio::time::timeout(write_timeout, sink.send(close_frame(1008, &reason))).await;
+            Some(ending)
+        }
+    }
+}
+
+/// What a frame from the client comes to.
+enum Incoming {
+    /// An event for the object.
+    Event(SocketEvent),
+    /// Answered by the host (auto-response, ping) or nothing to do.
+    Handled,
+    /// The connection ends.
+    End(Ending),
+}
+
+/// Turns a frame from the client into an event, answering what the host
+/// answers itself.
+async fn read_in(
+    socket: &Socket,
+    sink: &mut WsSink,
+    incoming: Option<Result<Message, WsError>>,
+) -> Incoming {
+    let write_timeout = socket.limits.write_timeout;
+    let message = match incoming {
+        Some(Ok(Message::Text(text))) => {
+            if socket.hub.try_auto_respond(&socket.key, socket.id, &text) {
+                return Incoming::Handled;
+            }
+            WsMessage::Text(text.to_string())
+        }
+        Some(Ok(Message::Binary(data))) => WsMessage::Binary(data.to_vec()),
+        Some(Ok(Message::Close(frame))) => {
+            // Answer the close handshake, then report it.
+            let _ = tokio::time::timeout(write_timeout, sink.close()).await;
+            return Incoming::End(match frame {
+                Some(f) => (u16::from(f.code), f.reason.to_string(), true),
+                None => (1005, String::new(), true),
+            });
+        }
+        Some(Ok(_)) => return Incoming::Handled, // ping/pong: the protocol layer answers
+        Some(Err(e)) => {
+            let max = socket.limits.max_message;
+            return Incoming::End(protocol_error(socket, sink, e, max, write_timeout).await);
+        }
+        None => return Incoming::End((1006, String::new(), false)),
+    };
+    Incoming::Event(SocketEvent::Message {
+        socket: socket.id,
+        message,
+    })
 }
 
 /// A close frame with `code` and `reason` (cut to what a frame holds).

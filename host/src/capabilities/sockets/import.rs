@@ -14,9 +14,7 @@ use std::sync::Arc;
 use tokio_tungstenite::tungstenite::Message;
 use wasmtime::component::{Resource, ResourceTable};
 
-/// Resource handles a guest may hold at once (a guest leaking handles is
-/// stopped, not the host).
-pub const MAX_HANDLES: usize = 100_000;
+pub use crate::config::limits::MAX_HANDLES;
 
 /// Per-socket limits an import enforces.
 #[derive(Debug, Clone, Copy)]

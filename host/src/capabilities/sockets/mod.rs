@@ -32,11 +32,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use tokio_tungstenite::tungstenite::Message;
 
-/// Tags per socket, and characters per tag.
-pub const MAX_TAGS: usize = 10;
-pub const MAX_TAG_CHARS: usize = 256;
-/// Bytes of a socket's attachment.
-pub const MAX_ATTACHMENT_BYTES: usize = 2048;
+pub use crate::config::limits::{MAX_ATTACHMENT_BYTES, MAX_TAGS, MAX_TAG_CHARS};
 
 /// The request/response pair answered by the host.
 #[derive(Debug, Clone, PartialEq, Eq)]

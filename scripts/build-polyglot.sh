@@ -6,7 +6,8 @@
 # Called by `make build`; each component is rebuilt only when a source is newer.
 #
 # componentize-js runs from the repository root: it maps the current directory
-# into its build sandbox, so classes can import ../../../guest-sdk/js/index.js.
+# into its build sandbox, so classes can import ../../../guest-sdk/js/index.js (and
+# it the SDK modules beside it).
 # `--disable http fetch-event`: the host links WASI p2 but not wasi:http.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)

@@ -3,8 +3,9 @@
 # dohost:object/object) and checks the JS and Python SDKs against a live dohost:
 # in-guest self-tests (KV, SQL cursor, transactions, errors, HTTP objects), trap
 # rollback, abort, constructor errors, Request/Response round trips, object-to-
-# object calls, and the WebSocket APIs with real clients (tests/sdk-probe-ws.mjs,
-# Node >= 20).
+# object calls, the typed kinds of host errors (DohostError.kind: the
+# storage-error / call-error case), and the WebSocket APIs with real clients
+# (tests/sdk-probe-ws.mjs, Node >= 20).
 #
 #   tests/sdk-probes.sh [path/to/dohost]      (after `make build`)
 set -euo pipefail
@@ -19,6 +20,8 @@ data_dir = "$WORK/data"
 cache_dir = "$ROOT/target/dohost-test-cache"
 [limits]
 max_ws_message_bytes = 65536
+# Small enough for POST /quota to reach in one event.
+max_storage_bytes = 2000000
 [alarms]
 retry_base = "200ms"
 [classes.JsSdkProbe]
@@ -110,6 +113,16 @@ expect "Python stub.fetch(PyCounter GET /)" 200 '^200 -4611686018427387899$' -X 
   -d '{"class":"PyCounter","name":"ns-'$$'","method":"GET","path":"/"}'
 expect "stub.call of an unknown method -> DohostError" 500 'DohostError|no method|unknown' -X POST "$BASE/obj/JsSdkProbe/ns-$$/call" \
   -d '{"class":"JsCounter","name":"x","method":"nope","args":[]}'
+
+# Typed errors seen from outside: the kind of the DohostError, then its message.
+echo "== typed errors (DohostError.kind)"
+for C in JsSdkProbe PySdkProbe; do
+  expect "$C call of a missing method → not-found" 200 '^not-found: .*nope' -X POST "$BASE/obj/$C/kinds-$$/call-error" \
+    -d '{"class":"JsCounter","name":"x","method":"nope","args":[]}'
+  expect "$C call to an unknown class → unknown-class" 200 '^unknown-class: .*NoSuchClass' -X POST "$BASE/obj/$C/kinds-$$/call-error" \
+    -d '{"class":"NoSuchClass","name":"x","method":"get","args":[]}'
+  expect "$C write over the quota → quota" 200 '^quota after [1-9][0-9]* rows: ' -X POST "$BASE/obj/$C/quota-$$/quota"
+done
 
 # WebSockets with real clients.
 NODE_FLAGS=()

@@ -7,12 +7,19 @@ use serde::{de::DeserializeOwned, Serialize};
 /// An HTTP method.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Method {
+    /// `GET`.
     Get,
+    /// `HEAD`.
     Head,
+    /// `POST`.
     Post,
+    /// `PUT`.
     Put,
+    /// `PATCH`.
     Patch,
+    /// `DELETE`.
     Delete,
+    /// `OPTIONS`.
     Options,
     /// Any other method, as sent.
     Other(String),
@@ -94,6 +101,7 @@ impl Request {
         }
     }
 
+    /// The HTTP method.
     pub fn method(&self) -> &Method {
         &self.method
     }
@@ -131,6 +139,25 @@ impl Request {
             .map(|(_, v)| v)
     }
 
+    /// The first value of a query parameter parsed as `T`: `None` when it is
+    /// absent, a 400 [`Error`] that names the parameter when it does not parse
+    /// (`let by = req.query_as::<i64>("by")?.unwrap_or(1);`).
+    pub fn query_as<T>(&self, name: &str) -> Result<Option<T>>
+    where
+        T: std::str::FromStr,
+        T::Err: std::fmt::Display,
+    {
+        let Some(raw) = self.query(name) else {
+            return Ok(None);
+        };
+        raw.parse().map(Some).map_err(|e| {
+            Error::bad_request(format!(
+                "?{name} must be {}, got {raw:?} ({e})",
+                describe_type::<T>()
+            ))
+        })
+    }
+
     /// The first value of a header (case-insensitive name).
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers
@@ -139,6 +166,7 @@ impl Request {
             .map(|(_, v)| v.as_str())
     }
 
+    /// All headers, in order, names as sent.
     pub fn headers(&self) -> &[(String, String)] {
         &self.headers
     }
@@ -149,10 +177,12 @@ impl Request {
             .is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
     }
 
+    /// The raw body.
     pub fn body(&self) -> &[u8] {
         &self.body
     }
 
+    /// Consumes the request and returns its raw body.
     pub fn into_body(self) -> Vec<u8> {
         self.body
     }
@@ -160,13 +190,27 @@ impl Request {
     /// The body as UTF-8 text.
     pub fn text(&self) -> Result<String> {
         String::from_utf8(self.body.clone())
-            .map_err(|_| Error::new("request body is not valid UTF-8"))
+            .map_err(|_| Error::bad_request("request body is not valid UTF-8"))
     }
 
     /// The body parsed as JSON.
     pub fn json<T: DeserializeOwned>(&self) -> Result<T> {
         serde_json::from_slice(&self.body)
-            .map_err(|e| Error::new(format!("request body is not the expected JSON: {e}")))
+            .map_err(|e| Error::bad_request(format!("request body is not the expected JSON: {e}")))
+    }
+}
+
+/// How a query parameter of type `T` is described to a client.
+fn describe_type<T>() -> String {
+    let name = std::any::type_name::<T>();
+    match name {
+        "i8" | "i16" | "i32" | "i64" | "i128" | "isize" => format!("an integer ({name})"),
+        "u8" | "u16" | "u32" | "u64" | "u128" | "usize" => {
+            format!("a non-negative integer ({name})")
+        }
+        "f32" | "f64" => "a number".to_string(),
+        "bool" => "true or false".to_string(),
+        _ => format!("a valid {}", name.rsplit("::").next().unwrap_or(name)),
     }
 }
 
@@ -255,6 +299,7 @@ impl Response {
         Response::empty(101)
     }
 
+    /// Sets the status code.
     pub fn with_status(mut self, status: u16) -> Self {
         self.status = status;
         self
@@ -271,14 +316,17 @@ impl Response {
         self
     }
 
+    /// The status code.
     pub fn status(&self) -> u16 {
         self.status
     }
 
+    /// All headers, in order.
     pub fn headers(&self) -> &[(String, String)] {
         &self.headers
     }
 
+    /// The raw body.
     pub fn body(&self) -> &[u8] {
         &self.body
     }

@@ -26,8 +26,11 @@
 //!
 //! This crate never talks to the host except through the generated WIT bindings.
 
+#![warn(missing_docs)]
+
 mod error;
 mod http;
+mod rpc;
 #[doc(hidden)]
 pub mod runtime;
 mod sql;
@@ -50,7 +53,7 @@ pub mod bindings {
     });
 }
 
-pub use error::{Error, Result};
+pub use error::{Error, ErrorKind, Result};
 pub use http::{Method, Request, Response};
 pub use runtime::with_object;
 pub use sql::{Cursor, SqlValue};
@@ -67,9 +70,9 @@ pub mod websocket_prelude {
 /// Everything a class usually needs.
 pub mod prelude {
     pub use crate::{
-        export_object, params, stub, with_object, AlarmInfo, Cursor, DurableObject, Error,
-        ListOptions, Message, Method, Request, Response, Result, SqlValue, State, Storage,
-        WebSocket, WitResult,
+        export_object, export_rpc, params, stub, with_object, AlarmInfo, Cursor, DurableObject,
+        Error, ErrorKind, ListOptions, Message, Method, Request, Response, Result, SqlValue, State,
+        Storage, WebSocket, WitResult,
     };
 }
 
@@ -82,8 +85,9 @@ pub trait DurableObject: Sized + 'static {
     /// tables here (`CREATE TABLE IF NOT EXISTS …`).
     fn new(state: State) -> Result<Self>;
 
-    /// Handles an HTTP request. An `Err` becomes a 500 response carrying its
-    /// message (the event's writes are still committed).
+    /// Handles an HTTP request. An `Err` becomes a response with its HTTP
+    /// status (500 unless made with [`Error::http`] or [`Error::bad_request`])
+    /// carrying its message; the event's writes are still committed.
     fn fetch(&mut self, req: Request) -> Result<Response>;
 
     /// The alarm fired. An `Err` commits the writes and schedules a retry.

@@ -58,7 +58,7 @@ pub fn fetch<T: DurableObject>(req: types::Request) -> types::Response {
     let req = Request::from_wit(req);
     match with_instance(|o: &mut T| o.fetch(req)) {
         Ok(res) => res.into_wit(),
-        Err(err) => Response::error(500, err.message()).into_wit(),
+        Err(err) => Response::error(err.http_status(), err.message()).into_wit(),
     }
 }
 
@@ -94,6 +94,6 @@ pub fn web_socket_error<T: DurableObject>(
 
 impl From<Error> for types::Response {
     fn from(err: Error) -> Self {
-        Response::error(500, err.message()).into_wit()
+        Response::error(err.http_status(), err.message()).into_wit()
     }
 }

@@ -98,6 +98,7 @@ impl SqlValue {
         }
     }
 
+    /// The integer, if this is an `Integer`.
     pub fn as_i64(&self) -> Option<i64> {
         match self {
             SqlValue::Integer(i) => Some(*i),
@@ -105,6 +106,7 @@ impl SqlValue {
         }
     }
 
+    /// The text, if this is a `Text`.
     pub fn as_str(&self) -> Option<&str> {
         match self {
             SqlValue::Text(t) => Some(t),
@@ -117,9 +119,13 @@ impl SqlValue {
 /// counters of the last statement.
 #[derive(Debug, Clone)]
 pub struct Cursor {
+    /// Column names of the last statement, in order.
     pub columns: Vec<String>,
+    /// Rows of the last statement, each with one value per column.
     pub rows: Vec<Vec<SqlValue>>,
+    /// Rows read by all statements of the call.
     pub rows_read: u64,
+    /// Rows written by all statements of the call.
     pub rows_written: u64,
 }
 

@@ -11,6 +11,7 @@ use serde::{de::DeserializeOwned, Serialize};
 pub struct AlarmInfo {
     /// 0 on the first attempt, then 1, 2, … for retries.
     pub retry_count: u32,
+    /// True if this attempt is a retry of a failed one.
     pub is_retry: bool,
 }
 
@@ -43,6 +44,7 @@ impl State {
         wit_state::class_name()
     }
 
+    /// The object's storage.
     pub fn storage(&self) -> Storage {
         Storage
     }
@@ -84,6 +86,7 @@ impl State {
         .map_err(Error::from)
     }
 
+    /// The auto-response pair currently set, if any.
     pub fn get_web_socket_auto_response(&self) -> Option<AutoResponse> {
         websockets::get_auto_response().map(|p| AutoResponse {
             request: p.request,

@@ -1,7 +1,7 @@
 //! `Storage`: the object's private SQLite database (SQL and KV) and its alarm.
 //! All of it belongs to the current event's transaction.
 
-use crate::bindings::dohost::object::{alarms, kv, sql as wit_sql};
+use crate::bindings::dohost::object::{alarms, kv, sql as wit_sql, storage as wit_storage};
 use crate::sql::{Cursor, SqlValue};
 use crate::{Error, Result};
 use serde::{de::DeserializeOwned, Serialize};
@@ -25,21 +25,27 @@ impl Sql {
 
     /// Bytes used by the database.
     pub fn database_size(&self) -> Result<u64> {
-        wit_sql::database_size().map_err(Error::from)
+        wit_storage::database_size().map_err(Error::from)
     }
 }
 
 /// Options of [`Storage::list`]; keys come back in byte order.
 #[derive(Debug, Clone, Default)]
 pub struct ListOptions {
+    /// Only keys that start with this.
     pub prefix: Option<String>,
+    /// Only keys >= start.
     pub start: Option<String>,
+    /// Only keys < end.
     pub end: Option<String>,
+    /// Descending order.
     pub reverse: bool,
+    /// At most this many entries.
     pub limit: Option<u32>,
 }
 
 impl ListOptions {
+    /// Options that list only the keys starting with `prefix`.
     pub fn prefix(prefix: impl Into<String>) -> Self {
         ListOptions {
             prefix: Some(prefix.into()),
@@ -57,6 +63,7 @@ fn decode<T: DeserializeOwned>(key: &str, bytes: &[u8]) -> Result<T> {
 }
 
 impl Storage {
+    /// The SQL API of the object's database.
     pub fn sql(&self) -> Sql {
         Sql
     }
@@ -132,20 +139,20 @@ impl Storage {
 
     /// Deletes everything: SQL tables, KV entries and the alarm.
     pub fn delete_all(&self) -> Result<()> {
-        kv::delete_all().map_err(Error::from)
+        wit_storage::delete_all().map_err(Error::from)
     }
 
     /// Runs `f` in a nested transaction (like `transactionSync`): if it returns
     /// `Err`, only its writes are rolled back and the error is returned.
     pub fn transaction<T>(&self, f: impl FnOnce() -> Result<T>) -> Result<T> {
-        wit_sql::begin_nested()?;
+        wit_storage::begin_nested()?;
         match f() {
             Ok(value) => {
-                wit_sql::commit_nested()?;
+                wit_storage::commit_nested()?;
                 Ok(value)
             }
             Err(err) => {
-                wit_sql::rollback_nested()?;
+                wit_storage::rollback_nested()?;
                 Err(err)
             }
         }
@@ -161,6 +168,7 @@ impl Storage {
         alarms::get_alarm().map_err(Error::from)
     }
 
+    /// Cancels the scheduled alarm, if any.
     pub fn delete_alarm(&self) -> Result<()> {
         alarms::delete_alarm().map_err(Error::from)
     }

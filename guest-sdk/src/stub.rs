@@ -6,7 +6,9 @@ use serde::Deserialize;
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum WitResult<T, E> {
+    /// The `ok` case.
     Ok(T),
+    /// The `err` case.
     Err(E),
 }
 

@@ -6,7 +6,9 @@ use crate::{Error, Result};
 /// A WebSocket message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Message {
+    /// A text message.
     Text(String),
+    /// A binary message.
     Binary(Vec<u8>),
 }
 
@@ -29,11 +31,14 @@ impl Message {
 /// The request/response pair the host answers itself, without waking the object.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AutoResponse {
+    /// The incoming message that triggers the auto-response.
     pub request: String,
+    /// The message the host sends back.
     pub response: String,
 }
 
 impl AutoResponse {
+    /// A pair that answers `request` with `response`.
     pub fn new(request: impl Into<String>, response: impl Into<String>) -> Self {
         AutoResponse {
             request: request.into(),
@@ -59,18 +64,22 @@ impl WebSocket {
         self.inner.id()
     }
 
+    /// Queues a message; it is sent when the current event commits.
     pub fn send(&self, message: &Message) -> Result<()> {
         self.inner.send(&message.to_wit()).map_err(Error::from)
     }
 
+    /// Queues a text message; it is sent when the current event commits.
     pub fn send_text(&self, text: impl Into<String>) -> Result<()> {
         self.send(&Message::Text(text.into()))
     }
 
+    /// Closes the socket with `code` and `reason` when the current event commits.
     pub fn close(&self, code: u16, reason: &str) -> Result<()> {
         self.inner.close(code, reason).map_err(Error::from)
     }
 
+    /// The tags given when the socket was accepted.
     pub fn tags(&self) -> Vec<String> {
         self.inner.tags()
     }

@@ -10,7 +10,7 @@
 
 use crate::bindings::dohost::object::types::{Request, Response};
 use crate::capabilities::alarms::{AlarmHook, AlarmScheduler};
-use crate::capabilities::namespaces::{BoxFuture, CallChain, Callee, Peers, WaitGraph};
+use crate::capabilities::namespaces::{BoxFuture, CallChain, Callee, PeerError, Peers, WaitGraph};
 use crate::capabilities::sockets::connection::Handled;
 use crate::capabilities::sockets::{SocketEvent, SocketEvents, SocketHook, SocketHub};
 use crate::clock::{SharedClock, SystemClock};
@@ -77,6 +77,24 @@ pub enum CallError {
     BadArguments(String),
     #[error(transparent)]
     Event(#[from] EventError),
+}
+
+/// How a failed call looks to the calling guest.
+impl From<CallError> for PeerError {
+    fn from(err: CallError) -> PeerError {
+        let message = err.to_string();
+        match err {
+            CallError::UnknownClass { .. } => PeerError::UnknownClass(message),
+            CallError::UnknownMethod { .. } => PeerError::NotFound(message),
+            CallError::BadArguments(_) => PeerError::Invalid(message),
+            CallError::Event(
+                EventError::Overloaded { .. }
+                | EventError::OverloadedBytes { .. }
+                | EventError::NoCapacity { .. },
+            ) => PeerError::Overloaded(message),
+            CallError::Event(_) => PeerError::Failed(message),
+        }
+    }
 }
 
 impl Runtime {
@@ -437,11 +455,14 @@ impl Peers for RuntimeLink {
         method: String,
         args: Value,
         chain: CallChain,
-    ) -> BoxFuture<Result<Value, String>> {
+    ) -> BoxFuture<Result<Value, PeerError>> {
         let rt = self.runtime();
         Box::pin(async move {
-            let rt = rt?;
-            let _waiting = rt.waits.wait_on(&chain, &target)?;
+            let rt = rt.map_err(PeerError::Failed)?;
+            let _waiting = rt
+                .waits
+                .wait_on(&chain, &target)
+                .map_err(PeerError::Cycle)?;
             let Callee { class, id, name } = target;
             let timeout = rt.config.limits.call_timeout;
             let call = rt.call(&class, id, name, &method, &args, chain);
@@ -451,13 +472,13 @@ impl Peers for RuntimeLink {
                         v,
                         crate::config::limits::MAX_RPC_RESULT_BYTES,
                     )
-                    .map_err(|e| format!("{class}/{id} {method}: {e}")),
+                    .map_err(|e| PeerError::Failed(format!("{class}/{id} {method}: {e}"))),
                     None => Ok(Value::Null),
                 },
-                Ok(Err(e)) => Err(e.to_string()),
-                Err(_) => Err(format!(
+                Ok(Err(e)) => Err(e.into()),
+                Err(_) => Err(PeerError::Timeout(format!(
                     "timeout: {class}/{id} did not answer {method} within {timeout:?} (limits.call_timeout)"
-                )),
+                ))),
             }
         })
     }
@@ -467,19 +488,22 @@ impl Peers for RuntimeLink {
         target: Callee,
         req: Request,
         chain: CallChain,
-    ) -> BoxFuture<Result<Response, String>> {
+    ) -> BoxFuture<Result<Response, PeerError>> {
         let rt = self.runtime();
         Box::pin(async move {
-            let rt = rt?;
-            let _waiting = rt.waits.wait_on(&chain, &target)?;
+            let rt = rt.map_err(PeerError::Failed)?;
+            let _waiting = rt
+                .waits
+                .wait_on(&chain, &target)
+                .map_err(PeerError::Cycle)?;
             let Callee { class, id, name } = target;
             let timeout = rt.config.limits.call_timeout;
-            let class_rt = rt.known_class(&class).map_err(|e| e.to_string())?.clone();
+            let class_rt = rt.known_class(&class)?.clone();
             match tokio::time::timeout(timeout, rt.fetch(&class_rt, id, name, req, chain)).await {
-                Ok(result) => result.map_err(|e| e.to_string()),
-                Err(_) => Err(format!(
+                Ok(result) => result.map_err(|e| CallError::from(e).into()),
+                Err(_) => Err(PeerError::Timeout(format!(
                     "timeout: {class}/{id} did not answer a fetch within {timeout:?} (limits.call_timeout)"
-                )),
+                ))),
             }
         })
     }

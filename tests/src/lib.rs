@@ -204,6 +204,15 @@ pub struct Reply {
 }
 
 impl Reply {
+    /// The `error-kind` header the Hostile fixture sets on an SDK error (the
+    /// typed WIT error as the guest saw it), or "" without one.
+    pub fn error_kind(&self) -> &str {
+        self.headers
+            .get("error-kind")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+    }
+
     pub fn json(&self) -> serde_json::Value {
         serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
     }

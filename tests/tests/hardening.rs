@@ -122,6 +122,7 @@ async fn alarm_times_near_the_ends_of_i64_are_refused_and_alarms_keep_firing() {
             .await;
         assert_eq!(r.status, 400, "{at}: {}", r.body);
         assert!(r.body.contains("out of range"), "{}", r.body);
+        assert_eq!(r.error_kind(), "Invalid");
     }
     host.post("/obj/Hostile/good/alarm?in=50", "").await;
     eventually(

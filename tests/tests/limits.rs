@@ -166,6 +166,61 @@ async fn an_sql_result_is_limited_to_32_mib() {
     );
 }
 
+/// Every storage error reaches the guest as its WIT case: the guest (here the
+/// Hostile fixture, through the Rust SDK) can tell them apart.
+#[tokio::test(flavor = "multi_thread")]
+async fn storage_errors_are_typed_for_the_guest() {
+    let host = TestHost::start("[limits]\nmax_storage_bytes = 2000000").await;
+    let sql = |query: &'static str| {
+        let host = &host;
+        async move { host.post("/obj/Hostile/typed/sql-size", query).await }
+    };
+    let cases = [
+        ("ATTACH DATABASE 'x.db' AS x", "Refused"),
+        ("SELECT * FROM _dohost_meta", "Refused"),
+        ("SELEC 1", "Sql"),
+        (
+            "CREATE TABLE t (a PRIMARY KEY); INSERT INTO t VALUES (1), (1)",
+            "Sql",
+        ),
+        ("SELECT ?1", "Invalid"),
+        ("", "Invalid"),
+    ];
+    for (query, kind) in cases {
+        let reply = sql(query).await;
+        assert_eq!(
+            (reply.status, reply.error_kind()),
+            (400, kind),
+            "{query}: {}",
+            reply.body
+        );
+    }
+    // Near the quota, the write that crosses it fails alone, as a `quota` case.
+    assert_eq!(sql("CREATE TABLE big (b BLOB)").await.status, 200);
+    let mut refused = None;
+    for _ in 0..200 {
+        let reply = sql("INSERT INTO big VALUES (zeroblob(20000))").await;
+        if reply.status != 200 {
+            refused = Some(reply);
+            break;
+        }
+    }
+    let reply = refused.expect("the quota never stopped the inserts");
+    assert_eq!(
+        (reply.status, reply.error_kind()),
+        (400, "Quota"),
+        "{}",
+        reply.body
+    );
+    assert!(
+        reply.body.contains("storage quota exceeded"),
+        "{}",
+        reply.body
+    );
+    // The object goes on.
+    assert_eq!(sql("SELECT 1").await.body, "rows 1 bytes 8");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn transactions_nest_64_deep() {
     let host = TestHost::start("").await;
@@ -253,6 +308,7 @@ async fn a_call_between_objects_times_out_after_call_timeout() {
         "{}",
         reply.body
     );
+    assert_eq!(reply.error_kind(), "Timeout");
     assert!(
         took >= Duration::from_millis(600) && took < Duration::from_millis(1800),
         "answered after {took:?}"
@@ -286,6 +342,7 @@ async fn a_call_between_objects_times_out_after_call_timeout() {
         "{}",
         reply.body
     );
+    assert_eq!(reply.error_kind(), "Timeout");
     assert!(
         took >= Duration::from_millis(600) && took < Duration::from_millis(1400),
         "answered after {took:?}"

@@ -296,6 +296,7 @@ async fn a_call_cycle_fails_fast_and_names_the_chain() {
         "{}",
         reply.body
     );
+    assert_eq!(reply.error_kind(), "Cycle");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -310,6 +311,7 @@ async fn a_callee_trap_is_an_error_for_the_caller_whose_own_writes_stand() {
         "{}",
         reply.body
     );
+    assert_eq!(reply.error_kind(), "CallFailed");
     assert_eq!(
         host.get("/obj/Hostile/caller/get?key=relayed").await.body,
         "yes"
@@ -330,6 +332,7 @@ async fn a_callee_trap_is_an_error_for_the_caller_whose_own_writes_stand() {
         "{}",
         reply.body
     );
+    assert_eq!(reply.error_kind(), "CallFailed");
     assert_eq!(
         host.get("/obj/Hostile/caller2/get?key=called").await.body,
         "yes"
@@ -362,6 +365,7 @@ async fn an_overloaded_callee_is_an_error_the_caller_can_handle() {
             .post("/obj/Hostile/caller/relay?to=busy&then=/get", "")
             .await;
         if reply.body.contains("overloaded:") {
+            assert_eq!(reply.error_kind(), "Overloaded");
             seen = Some(reply.body);
             queued.abort();
             break;
@@ -410,4 +414,25 @@ async fn dohost_call_prints_the_result_and_fails_with_the_error() {
     let (code, _, err) = run(&["Counter", "x", "get"], "http://127.0.0.1:1").await;
     assert_eq!(code, Some(1));
     assert!(err.contains("cannot connect"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn call_errors_are_typed_for_the_caller() {
+    let host = TestHost::start("").await;
+    let call = |class: &str, method: &str, args: &str| {
+        let path = format!("/obj/Hostile/typed/call?class={class}&name=t&method={method}");
+        let host = &host;
+        let args = args.to_string();
+        async move { host.post(&path, args).await }
+    };
+    let unknown = call("Nope", "get", "[]").await;
+    assert_eq!(unknown.error_kind(), "UnknownClass", "{}", unknown.body);
+    assert!(unknown.body.contains("Nope"), "{}", unknown.body);
+    let missing = call("Counter", "nope", "[]").await;
+    assert_eq!(missing.error_kind(), "NotFound", "{}", missing.body);
+    assert!(missing.body.contains("increment"), "{}", missing.body);
+    let bad = call("Counter", "increment", "[\"x\"]").await;
+    assert_eq!(bad.error_kind(), "Invalid", "{}", bad.body);
+    let fine = call("Counter", "increment", "[2]").await;
+    assert_eq!((fine.body.as_str(), fine.error_kind()), ("ok: 2", ""));
 }

@@ -15,7 +15,7 @@ struct Counter {
 }
 
 impl Counter {
-    fn value(&self) -> Result<i64> {
+    fn get(&self) -> Result<i64> {
         let cursor = self
             .storage
             .sql()
@@ -25,7 +25,7 @@ impl Counter {
 
     /// Adds `by`; an overflow of the 64-bit value is an error and writes nothing.
     fn increment(&self, by: i64) -> Result<i64> {
-        let value = self.value()?.checked_add(by).ok_or_else(|| {
+        let value = self.get()?.checked_add(by).ok_or_else(|| {
             Error::new("counter overflow: the value must stay within 64-bit signed integers")
         })?;
         self.storage.sql().exec(
@@ -48,20 +48,9 @@ impl DurableObject for Counter {
 
     fn fetch(&mut self, req: Request) -> Result<Response> {
         match (req.method(), req.path()) {
-            (Method::Get, "/") => Ok(Response::text(self.value()?.to_string())),
+            (Method::Get, "/") => Ok(Response::text(self.get()?.to_string())),
             (Method::Post, "/increment") => {
-                let by = match req.query("by") {
-                    None => 1,
-                    Some(by) => match by.parse::<i64>() {
-                        Ok(by) => by,
-                        Err(_) => {
-                            return Ok(Response::error(
-                                400,
-                                format!("?by must be an integer, got {by:?}"),
-                            ))
-                        }
-                    },
-                };
+                let by = req.query_as("by")?.unwrap_or(1);
                 Ok(Response::text(self.increment(by)?.to_string()))
             }
             (Method::Post, "/increment-then-fail") => {
@@ -84,16 +73,7 @@ mod rpc {
     wit_bindgen::generate!({ path: "../wit", world: "dohost:examples/counter-rpc" });
 }
 
-struct CounterRpc;
-
-impl rpc::exports::dohost::examples::counter::Guest for CounterRpc {
-    fn increment(by: i64) -> i64 {
-        with_object(|c: &mut Counter| c.increment(by))
-    }
-
-    fn get() -> i64 {
-        with_object(|c: &mut Counter| c.value())
-    }
-}
-
-rpc::export!(CounterRpc with_types_in rpc);
+export_rpc!(Counter => rpc::exports::dohost::examples::counter {
+    fn increment(by: i64) -> i64;
+    fn get() -> i64;
+});

@@ -8,7 +8,9 @@
 //! an event's commit. The instance's store state lends each import only its
 //! own view (wasmtime's `HasData` pattern), so an import cannot touch another
 //! capability's state. Outer `wasmtime::Result` errors trap (host bugs,
-//! `abort`, the deadline); inner `Result<_, String>` errors are the guest's.
+//! `abort`, the deadline); typed errors (`storage-error`, `call-error`) are
+//! classified by their interface's `convert_*` method into a case for the
+//! guest or a trap; `Result<_, String>` errors are the guest's.
 
 pub mod alarms;
 pub mod hooks;
@@ -29,12 +31,6 @@ pub trait Capabilities: Send + 'static {
     fn namespaces(&mut self) -> &mut namespaces::NamespacesCtx;
     fn identity(&mut self) -> &mut identity::IdentityCtx;
 }
-
-struct Types;
-impl HasData for Types {
-    type Data<'a> = Types;
-}
-impl wit::types::Host for Types {}
 
 struct Storage;
 impl HasData for Storage {
@@ -67,8 +63,12 @@ pub fn add_to_linker<T: Capabilities>(linker: &mut Linker<T>) -> anyhow::Result<
         r.map_err(|e| anyhow!("linking dohost:object/{what}: {e}"))
     }
     wire(
-        wit::types::add_to_linker::<T, Types>(linker, |_| Types),
+        wit::types::add_to_linker::<T, Storage>(linker, T::storage),
         "types",
+    )?;
+    wire(
+        wit::storage::add_to_linker::<T, Storage>(linker, T::storage),
+        "storage",
     )?;
     wire(
         wit::sql::add_to_linker::<T, Storage>(linker, T::storage),

@@ -154,6 +154,8 @@ impl Engine {
                 path.display()
             )
         })?;
+        check_world_version(&self.engine, &component)
+            .map_err(|e| anyhow!("class {}: {} {e}", class.name, path.display()))?;
         let pre = self
             .linker
             .instantiate_pre(&component)
@@ -325,4 +327,33 @@ impl Drop for EpochTicker {
         self.shared.stopped.store(true, Ordering::SeqCst);
         self.thread.unpark();
     }
+}
+
+/// The version of the `dohost:object` WIT package this host serves.
+pub const WORLD_VERSION: &str = "0.2.0";
+
+/// Refuses a component built against another version of `dohost:object`, with
+/// a message that says so (the linker alone would only report a missing import).
+fn check_world_version(engine: &wasmtime::Engine, component: &Component) -> Result<(), String> {
+    let ty = component.component_type();
+    let names = ty
+        .imports(engine)
+        .map(|(name, _)| name)
+        .chain(ty.exports(engine).map(|(name, _)| name));
+    for name in names {
+        let Some(version) = name
+            .strip_prefix("dohost:object/")
+            .and_then(|rest| rest.split_once('@'))
+            .map(|(_, version)| version)
+        else {
+            continue;
+        };
+        if version != WORLD_VERSION {
+            return Err(format!(
+                "was built against dohost:object@{version} ({name}); this host serves \
+                 dohost:object@{WORLD_VERSION}: rebuild it with the current SDK (wit/object.wit)"
+            ));
+        }
+    }
+    Ok(())
 }

@@ -6,20 +6,14 @@
 //! `GET /obj/Leaderboard/<name>/` → the same as JSON.
 
 use dohost_sdk::prelude::*;
-use serde::{Deserialize, Serialize};
-
-#[derive(Serialize, Deserialize)]
-struct Row {
-    player: String,
-    total: i64,
-}
+use rpc::exports::dohost::examples::leaderboard::Entry;
 
 struct Leaderboard {
     state: State,
 }
 
 impl Leaderboard {
-    fn report(&mut self, player: &str, total: u64) -> Result<()> {
+    fn report(&mut self, player: String, total: u64) -> Result<()> {
         self.state.storage().sql().exec(
             "INSERT INTO totals (player, total) VALUES (?1, ?2)
              ON CONFLICT (player) DO UPDATE SET total = excluded.total",
@@ -28,7 +22,7 @@ impl Leaderboard {
         Ok(())
     }
 
-    fn top(&self, n: u32) -> Result<Vec<Row>> {
+    fn top(&self, n: u32) -> Result<Vec<Entry>> {
         self.state
             .storage()
             .sql()
@@ -60,29 +54,14 @@ impl DurableObject for Leaderboard {
 export_object!(Leaderboard);
 
 mod rpc {
-    wit_bindgen::generate!({ path: "../../wit", world: "dohost:examples/leaderboard-rpc" });
+    wit_bindgen::generate!({
+        path: "../../wit",
+        world: "dohost:examples/leaderboard-rpc",
+        additional_derives: [serde::Serialize, serde::Deserialize],
+    });
 }
 
-use rpc::exports::dohost::examples::leaderboard::{Entry, Guest};
-
-struct LeaderboardRpc;
-
-impl Guest for LeaderboardRpc {
-    fn report(player: String, total: u64) {
-        with_object(|l: &mut Leaderboard| l.report(&player, total))
-    }
-
-    fn top(n: u32) -> Vec<Entry> {
-        with_object(|l: &mut Leaderboard| {
-            Ok(l.top(n)?
-                .into_iter()
-                .map(|r| Entry {
-                    player: r.player,
-                    total: r.total as u64,
-                })
-                .collect())
-        })
-    }
-}
-
-rpc::export!(LeaderboardRpc with_types_in rpc);
+export_rpc!(Leaderboard => rpc::exports::dohost::examples::leaderboard {
+    fn report(player: String, total: u64);
+    fn top(n: u32) -> Vec<Entry>;
+});

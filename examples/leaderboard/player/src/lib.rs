@@ -67,12 +67,6 @@ mod rpc {
     wit_bindgen::generate!({ path: "../../wit", world: "dohost:examples/player-rpc" });
 }
 
-struct PlayerRpc;
-
-impl rpc::exports::dohost::examples::player::Guest for PlayerRpc {
-    fn add_score(points: u32) -> u64 {
-        with_object(|p: &mut Player| p.add_score(points))
-    }
-}
-
-rpc::export!(PlayerRpc with_types_in rpc);
+export_rpc!(Player => rpc::exports::dohost::examples::player {
+    fn add_score(points: u32) -> u64;
+});

@@ -1,9 +1,10 @@
 //! `dohost:object/namespaces`: ids of objects, and calls and requests to them
 //! (through `Peers`, with cycle detection and a timeout).
 
-use super::{check_cycle, CallChain, Callee, ChainLink, Peers};
-use crate::bindings::dohost::object::namespaces;
+use super::{check_cycle, CallChain, Callee, ChainLink, PeerError, Peers};
+use crate::bindings::dohost::object::namespaces::{self, CallError};
 use crate::bindings::dohost::object::types::{Request, Response};
+use crate::bindings::CallFailure;
 use crate::config::is_valid_class_name;
 use crate::config::limits::{MAX_CALL_DEPTH, MAX_KNOWN_NAME_BYTES, MAX_RPC_ARGS_BYTES};
 use crate::deadline::Deadline;
@@ -48,33 +49,33 @@ impl NamespacesCtx {
     }
 }
 
-fn check_class(class: &str) -> Result<(), String> {
+fn check_class(class: &str) -> Result<(), PeerError> {
     if is_valid_class_name(class) {
         Ok(())
     } else {
-        Err(format!("{class:?} is not a class name"))
+        Err(PeerError::Invalid(format!("{class:?} is not a class name")))
     }
 }
 
 impl NamespacesCtx {
     /// Validates a call target: a served class, a well-formed id, no cycle,
     /// not too deep. The name is known if this instance derived the id from it.
-    fn target(&self, class: String, id: &str) -> Result<Callee, String> {
+    fn target(&self, class: String, id: &str) -> Result<Callee, PeerError> {
         check_class(&class)?;
         if !self.peers.knows_class(&class) {
-            return Err(format!("unknown class {class:?}"));
+            return Err(PeerError::UnknownClass(format!("unknown class {class:?}")));
         }
-        let id = ObjectId::parse(id).map_err(|e| e.to_string())?;
+        let id = ObjectId::parse(id).map_err(|e| PeerError::Invalid(e.to_string()))?;
         let name = self.known_names.get(&(class.clone(), id)).cloned();
-        check_cycle(&self.chain, &class, id, name.as_deref())?;
+        check_cycle(&self.chain, &class, id, name.as_deref()).map_err(PeerError::Cycle)?;
         if self.chain.len() >= MAX_CALL_DEPTH {
             let path: Vec<String> = self.chain.iter().map(ToString::to_string).collect();
-            return Err(format!(
+            return Err(PeerError::Cycle(format!(
                 "call depth limit: {} already wait on each other ({} objects; at most \
                  {MAX_CALL_DEPTH} may be on one call chain)",
                 path.join(" → "),
                 self.chain.len()
-            ));
+            )));
         }
         Ok(Callee { class, id, name })
     }
@@ -91,35 +92,27 @@ impl NamespacesCtx {
     }
 }
 
+type CallResult<T> = Result<T, CallFailure>;
+
 impl namespaces::Host for &mut NamespacesCtx {
-    async fn id_from_name(
-        &mut self,
-        class: String,
-        name: String,
-    ) -> wasmtime::Result<Result<String, String>> {
-        if let Err(e) = check_class(&class).and_then(|()| check_name(&name)) {
-            return Ok(Err(e));
-        }
+    async fn id_from_name(&mut self, class: String, name: String) -> CallResult<String> {
+        check_class(&class)?;
+        check_name(&name).map_err(PeerError::Invalid)?;
         let id = ObjectId::from_name(&class, &name);
         // Remember the name so calls through this id address the object by name.
         self.remember_name(class, id, name);
-        Ok(Ok(id.to_string()))
+        Ok(id.to_string())
     }
 
-    async fn new_unique_id(&mut self, class: String) -> wasmtime::Result<Result<String, String>> {
-        Ok(check_class(&class).map(|()| ObjectId::new_unique().to_string()))
+    async fn new_unique_id(&mut self, class: String) -> CallResult<String> {
+        check_class(&class)?;
+        Ok(ObjectId::new_unique().to_string())
     }
 
-    async fn id_from_string(
-        &mut self,
-        class: String,
-        id: String,
-    ) -> wasmtime::Result<Result<String, String>> {
-        Ok(check_class(&class).and_then(|()| {
-            ObjectId::parse(&id)
-                .map(|id| id.to_string())
-                .map_err(|e| e.to_string())
-        }))
+    async fn id_from_string(&mut self, class: String, id: String) -> CallResult<String> {
+        check_class(&class)?;
+        let id = ObjectId::parse(&id).map_err(|e| PeerError::Invalid(e.to_string()))?;
+        Ok(id.to_string())
     }
 
     async fn call(
@@ -128,21 +121,17 @@ impl namespaces::Host for &mut NamespacesCtx {
         id: String,
         method: String,
         args_json: String,
-    ) -> wasmtime::Result<Result<String, String>> {
-        let target = match self.target(class, &id) {
-            Ok(target) => target,
-            Err(e) => return Ok(Err(e)),
-        };
+    ) -> CallResult<String> {
+        let target = self.target(class, &id)?;
         if args_json.len() > MAX_RPC_ARGS_BYTES {
-            return Ok(Err(format!(
+            return Err(PeerError::Invalid(format!(
                 "arguments too large: {} bytes of JSON (at most {MAX_RPC_ARGS_BYTES})",
                 args_json.len()
-            )));
+            ))
+            .into());
         }
-        let args = match crate::rpc::json::parse_strict(args_json.as_bytes()) {
-            Ok(args) => args,
-            Err(e) => return Ok(Err(format!("args-json is not valid JSON: {e}"))),
-        };
+        let args = crate::rpc::json::parse_strict(args_json.as_bytes())
+            .map_err(|e| PeerError::Invalid(format!("args-json is not valid JSON: {e}")))?;
         // Waiting on another object does not count against this event's
         // deadline (the call has its own, limits.call_timeout).
         let paused = self.deadline.pause();
@@ -151,22 +140,28 @@ impl namespaces::Host for &mut NamespacesCtx {
             .call(target, method, args, self.chain.clone())
             .await;
         self.deadline.resume(paused);
-        Ok(result.map(|v| v.to_string()))
+        Ok(result?.to_string())
     }
 
-    async fn fetch(
-        &mut self,
-        class: String,
-        id: String,
-        req: Request,
-    ) -> wasmtime::Result<Result<Response, String>> {
-        let target = match self.target(class, &id) {
-            Ok(target) => target,
-            Err(e) => return Ok(Err(e)),
-        };
+    async fn fetch(&mut self, class: String, id: String, req: Request) -> CallResult<Response> {
+        let target = self.target(class, &id)?;
         let paused = self.deadline.pause();
         let result = self.peers.fetch(target, req, self.chain.clone()).await;
         self.deadline.resume(paused);
-        Ok(result)
+        Ok(result?)
+    }
+
+    /// Every `PeerError` reaches the guest as its case; anything else traps.
+    fn convert_call_error(&mut self, err: CallFailure) -> wasmtime::Result<CallError> {
+        let err = err.downcast::<PeerError>()?;
+        Ok(match err {
+            PeerError::Overloaded(m) => CallError::Overloaded(m),
+            PeerError::Timeout(m) => CallError::Timeout(m),
+            PeerError::Cycle(m) => CallError::Cycle(m),
+            PeerError::UnknownClass(m) => CallError::UnknownClass(m),
+            PeerError::NotFound(m) => CallError::NotFound(m),
+            PeerError::Invalid(m) => CallError::Invalid(m),
+            PeerError::Failed(m) => CallError::Failed(m),
+        })
     }
 }

@@ -39,6 +39,34 @@ impl std::fmt::Display for ChainLink {
 /// The objects waiting on an event, outermost first.
 pub type CallChain = Arc<Vec<ChainLink>>;
 
+/// Why a call to another object failed: the `call-error` cases its caller's
+/// guest tells apart. Each message says what to fix.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PeerError {
+    /// The callee's mailbox is full or the host has no active slot for it.
+    #[error("{0}")]
+    Overloaded(String),
+    /// The callee did not answer within `limits.call_timeout`.
+    #[error("{0}")]
+    Timeout(String),
+    /// The call would close a circle of waiting objects, or the chain of them
+    /// would grow past its limit.
+    #[error("{0}")]
+    Cycle(String),
+    /// No class of that name is served.
+    #[error("{0}")]
+    UnknownClass(String),
+    /// The class has no RPC method of that name.
+    #[error("{0}")]
+    NotFound(String),
+    /// A malformed id, name or argument.
+    #[error("{0}")]
+    Invalid(String),
+    /// The callee failed (trapped, aborted, storage) or the host is stopping.
+    #[error("{0}")]
+    Failed(String),
+}
+
 /// Fails if calling (class, id) from `chain` would form a cycle.
 pub fn check_cycle(
     chain: &[ChainLink],
@@ -161,7 +189,7 @@ pub trait Peers: Send + Sync {
         method: String,
         args: Value,
         chain: CallChain,
-    ) -> BoxFuture<Result<Value, String>>;
+    ) -> BoxFuture<Result<Value, PeerError>>;
 
     /// Sends `req` to the object's `fetch` handler.
     fn fetch(
@@ -169,7 +197,7 @@ pub trait Peers: Send + Sync {
         target: Callee,
         req: Request,
         chain: CallChain,
-    ) -> BoxFuture<Result<Response, String>>;
+    ) -> BoxFuture<Result<Response, PeerError>>;
 }
 
 /// No other objects: every call fails.
@@ -186,8 +214,8 @@ impl Peers for NoPeers {
         _: String,
         _: Value,
         _: CallChain,
-    ) -> BoxFuture<Result<Value, String>> {
-        Box::pin(async move { Err(format!("unknown class {:?}", target.class)) })
+    ) -> BoxFuture<Result<Value, PeerError>> {
+        Box::pin(async move { Err(unknown_class(&target)) })
     }
 
     fn fetch(
@@ -195,9 +223,13 @@ impl Peers for NoPeers {
         target: Callee,
         _: Request,
         _: CallChain,
-    ) -> BoxFuture<Result<Response, String>> {
-        Box::pin(async move { Err(format!("unknown class {:?}", target.class)) })
+    ) -> BoxFuture<Result<Response, PeerError>> {
+        Box::pin(async move { Err(unknown_class(&target)) })
     }
+}
+
+fn unknown_class(target: &Callee) -> PeerError {
+    PeerError::UnknownClass(format!("unknown class {:?}", target.class))
 }
 
 #[cfg(test)]

@@ -361,13 +361,13 @@ impl websockets::Host for SocketsView<'_> {
         // Stored with the object (so it outlives its sockets and the hub's
         // entry); the hub learns it when the event commits.
         self.storage
-            .guest(true, |db| super::store_auto_response(db, pair.as_ref()))
+            .guest_str(true, |db| super::store_auto_response(db, pair.as_ref()))
     }
 
     fn get_auto_response(&mut self) -> wasmtime::Result<Option<AutoResponse>> {
         let pair = self
             .storage
-            .guest(false, |db| super::stored_auto_response(db))?
+            .guest_str(false, |db| super::stored_auto_response(db))?
             .unwrap_or_default();
         Ok(pair.map(|p| AutoResponse {
             request: p.request,

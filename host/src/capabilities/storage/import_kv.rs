@@ -2,41 +2,37 @@
 
 use super::{ListOptions, StorageView};
 use crate::bindings::dohost::object::kv;
+use crate::bindings::StorageFailure;
 
 type Entry = (String, Vec<u8>);
+type Result<T> = std::result::Result<T, StorageFailure>;
 
 impl kv::Host for StorageView<'_> {
-    fn get(&mut self, key: String) -> wasmtime::Result<Result<Option<Vec<u8>>, String>> {
-        let result = self.db.kv_get(&key);
-        self.result(result)
+    fn get(&mut self, key: String) -> Result<Option<Vec<u8>>> {
+        Ok(self.db.kv_get(&key)?)
     }
 
-    fn get_many(&mut self, keys: Vec<String>) -> wasmtime::Result<Result<Vec<Entry>, String>> {
-        let result = self.db.kv_get_many(&keys);
-        self.result(result)
+    fn get_many(&mut self, keys: Vec<String>) -> Result<Vec<Entry>> {
+        Ok(self.db.kv_get_many(&keys)?)
     }
 
-    fn put(&mut self, key: String, value: Vec<u8>) -> wasmtime::Result<Result<(), String>> {
-        let result = self.db.kv_put(&key, &value);
-        self.result(result)
+    fn put(&mut self, key: String, value: Vec<u8>) -> Result<()> {
+        Ok(self.db.kv_put(&key, &value)?)
     }
 
-    fn put_many(&mut self, entries: Vec<Entry>) -> wasmtime::Result<Result<(), String>> {
-        let result = self.db.kv_put_many(&entries);
-        self.result(result)
+    fn put_many(&mut self, entries: Vec<Entry>) -> Result<()> {
+        Ok(self.db.kv_put_many(&entries)?)
     }
 
-    fn delete(&mut self, key: String) -> wasmtime::Result<Result<bool, String>> {
-        let result = self.db.kv_delete(&key);
-        self.result(result)
+    fn delete(&mut self, key: String) -> Result<bool> {
+        Ok(self.db.kv_delete(&key)?)
     }
 
-    fn delete_many(&mut self, keys: Vec<String>) -> wasmtime::Result<Result<u32, String>> {
-        let result = self.db.kv_delete_many(&keys);
-        self.result(result)
+    fn delete_many(&mut self, keys: Vec<String>) -> Result<u32> {
+        Ok(self.db.kv_delete_many(&keys)?)
     }
 
-    fn list(&mut self, options: kv::ListOptions) -> wasmtime::Result<Result<Vec<Entry>, String>> {
+    fn list(&mut self, options: kv::ListOptions) -> Result<Vec<Entry>> {
         let options = ListOptions {
             prefix: options.prefix,
             start: options.start,
@@ -44,14 +40,6 @@ impl kv::Host for StorageView<'_> {
             reverse: options.reverse,
             limit: options.limit,
         };
-        let result = self.db.kv_list(&options);
-        self.result(result)
-    }
-
-    /// Everything of the guest goes, host metadata about it too (the alarm,
-    /// the auto-response pair); the alarm index and the socket hub follow at
-    /// the commit, from the metadata changes.
-    fn delete_all(&mut self) -> wasmtime::Result<Result<(), String>> {
-        self.guest(true, |db| db.delete_all())
+        Ok(self.db.kv_list(&options)?)
     }
 }

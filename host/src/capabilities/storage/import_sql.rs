@@ -3,6 +3,7 @@
 use super::StorageView;
 use crate::bindings::dohost::object::sql::{self, Cursor};
 use crate::bindings::dohost::object::types::SqlValue;
+use crate::bindings::StorageFailure;
 use rusqlite::types::Value;
 
 fn to_sqlite(v: SqlValue) -> Value {
@@ -26,39 +27,18 @@ fn to_wit(v: Value) -> SqlValue {
 }
 
 impl sql::Host for StorageView<'_> {
-    fn exec(
-        &mut self,
-        query: String,
-        params: Vec<SqlValue>,
-    ) -> wasmtime::Result<Result<Cursor, String>> {
+    fn exec(&mut self, query: String, params: Vec<SqlValue>) -> Result<Cursor, StorageFailure> {
         let params: Vec<Value> = params.into_iter().map(to_sqlite).collect();
-        let result = self.db.exec(&query, &params).map(|c| Cursor {
-            columns: c.columns,
-            rows: c
+        let cursor = self.db.exec(&query, &params)?;
+        Ok(Cursor {
+            columns: cursor.columns,
+            rows: cursor
                 .rows
                 .into_iter()
                 .map(|r| r.into_iter().map(to_wit).collect())
                 .collect(),
-            rows_read: c.rows_read,
-            rows_written: c.rows_written,
-        });
-        self.result(result)
-    }
-
-    fn database_size(&mut self) -> wasmtime::Result<Result<u64, String>> {
-        let result = self.db.size();
-        self.result(result)
-    }
-
-    fn begin_nested(&mut self) -> wasmtime::Result<Result<(), String>> {
-        self.guest(false, |db| db.begin_nested())
-    }
-
-    fn commit_nested(&mut self) -> wasmtime::Result<Result<(), String>> {
-        self.guest(false, |db| db.commit_nested())
-    }
-
-    fn rollback_nested(&mut self) -> wasmtime::Result<Result<(), String>> {
-        self.guest(false, |db| db.rollback_nested())
+            rows_read: cursor.rows_read,
+            rows_written: cursor.rows_written,
+        })
     }
 }

@@ -9,6 +9,7 @@ pub mod group_sync;
 mod guard;
 mod import_kv;
 mod import_sql;
+mod import_storage;
 mod kv;
 mod meta;
 mod sql;

@@ -1,0 +1,133 @@
+// The object and the exports: the base class `DurableObject`, and
+// `exportObject`/`exportRpc`, which build the `handler` and RPC interface
+// exports around the one live instance. Every event settles `ctx` (its promises,
+// then its timers) before it ends.
+
+import { encoder } from './bytes.js';
+import { errorMessage } from './error.js';
+import { requestFromWit, responseToWit } from './http.js';
+import { DurableObjectState } from './state.js';
+import { MARK_CLOSED, RELEASE, eventSockets, messageFromWit, socketFromHandle } from './websocket.js';
+
+/** Base class of an object class: `this.ctx` and `this.env`. */
+export class DurableObject {
+  constructor(ctx, env) {
+    this.ctx = ctx;
+    this.env = env;
+  }
+}
+
+let instance = null;
+let instanceCtx = null;
+
+function live() {
+  if (instance === null) throw new Error('dohost: event delivered before init');
+  return instance;
+}
+
+// For handlers whose WIT result is `result<_, string>`: an exception becomes
+// `err(message)` (a thrown Error would otherwise trap with a misleading message).
+async function asResult(f) {
+  try {
+    await f();
+    return { tag: 'ok', val: undefined };
+  } catch (e) {
+    console.error(`dohost: handler failed: ${e && e.stack ? `${errorMessage(e)}\n${e.stack}` : errorMessage(e)}`);
+    return { tag: 'err', val: errorMessage(e) };
+  }
+}
+
+// Runs a webSocket* handler with the socket's one wrapper (the event's own
+// handle is disposed unless it becomes that wrapper's). After a close event the
+// socket is gone: its handle is dropped (tags and attachment stay readable).
+function socketEvent(handle, call, closing = false) {
+  return asResult(async () => {
+    const obj = live();
+    const socket = socketFromHandle(handle);
+    if (closing) socket[MARK_CLOSED]();
+    eventSockets.current = socket;
+    try {
+      await call(obj, socket);
+      await instanceCtx._settle();
+    } finally {
+      eventSockets.current = null;
+      if (closing) socket[RELEASE]({ snapshot: true, forget: true });
+    }
+  });
+}
+
+/**
+ * The `dohost:object/handler` export for a class:
+ * `export const handler = exportObject(MyClass, env?)`.
+ */
+export function exportObject(Class, env = {}) {
+  return {
+    init() {
+      return asResult(async () => {
+        instance = null;
+        const ctx = new DurableObjectState();
+        instanceCtx = ctx;
+        instance = new Class(ctx, env);
+        await ctx._settle();
+      });
+    },
+    // No try/catch: an exception here traps, so the host rolls the event back.
+    async fetch(req) {
+      const obj = live();
+      eventSockets.accepted = null;
+      if (typeof obj.fetch !== 'function') return { status: 501, headers: [], body: encoder.encode('no fetch handler') };
+      const res = await obj.fetch(requestFromWit(req));
+      await instanceCtx._settle();
+      const wit = await responseToWit(res);
+      const accepted = eventSockets.accepted;
+      eventSockets.accepted = null;
+      // Accepted but not answered with 101: the host drops the socket.
+      if (accepted !== null && wit.status !== 101) accepted[RELEASE]({ forget: true });
+      return wit;
+    },
+    alarm(info) {
+      return asResult(async () => {
+        const obj = live();
+        if (typeof obj.alarm === 'function') await obj.alarm({ retryCount: info.retryCount, isRetry: info.isRetry });
+        await instanceCtx._settle();
+      });
+    },
+    webSocketMessage(ws, message) {
+      return socketEvent(ws, (obj, socket) =>
+        typeof obj.webSocketMessage === 'function' ? obj.webSocketMessage(socket, messageFromWit(message)) : undefined,
+      );
+    },
+    webSocketClose(ws, code, reason, wasClean) {
+      return socketEvent(
+        ws,
+        (obj, socket) => (typeof obj.webSocketClose === 'function' ? obj.webSocketClose(socket, code, reason, wasClean) : undefined),
+        true,
+      );
+    },
+    webSocketError(ws, error) {
+      return socketEvent(ws, (obj, socket) =>
+        typeof obj.webSocketError === 'function' ? obj.webSocketError(socket, new Error(error)) : undefined,
+      );
+    },
+  };
+}
+
+/**
+ * An RPC interface export: `export const counter = exportRpc(MyClass, ['increment', 'get'])`
+ * (the export's name is the WIT interface name in camelCase, or its full id
+ * `'dohost:examples/counter@0.1.0'`). Each function calls the method of the same
+ * name on the live instance, with the WIT-mapped arguments (s64 → BigInt, …).
+ * An exception traps (rolls the call back) unless the WIT function returns a result.
+ */
+export function exportRpc(Class, methods) {
+  const iface = {};
+  for (const m of methods) {
+    if (typeof Class.prototype[m] !== 'function') throw new TypeError(`${Class.name} has no method ${m}`);
+    iface[m] = async (...args) => {
+      const result = await live()[m](...args);
+      await instanceCtx._settle();
+      return result;
+    };
+  }
+  return iface;
+}

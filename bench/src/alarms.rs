@@ -46,7 +46,7 @@ pub async fn run() -> anyhow::Result<()> {
     eventually(Duration::from_secs(600), "every alarm ran", || async {
         host.metrics()
             .await
-            .get(r#"dohost_alarms_total{class="Hostile",outcome="fired"}"#)
+            .get_or_zero(r#"dohost_alarms_total{class="Hostile",outcome="fired"}"#)
             >= n as f64
     })
     .await;

@@ -141,7 +141,7 @@ impl ObjectActor {
         if let Some(permit) = self.residency.permit() {
             permit.touch();
         }
-        let object = self.object();
+        let object = self.key.clone();
         pipeline::run_batch(self, &object, batch).await;
     }
 

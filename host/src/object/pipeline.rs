@@ -23,6 +23,7 @@ use super::{Envelope, EventError, EventOutput};
 use crate::capabilities::sockets::SocketOp;
 use crate::config::limits::MAX_EVENT_SEND_BYTES;
 use crate::guest::instance::EventEffects;
+use std::fmt::Display;
 use tokio::sync::oneshot;
 
 /// An event that ran, waiting for its batch to commit.
@@ -99,7 +100,7 @@ impl Batch {
 
     /// SQLite rolled back the transaction: nothing of the events so far was
     /// kept, whatever they answered.
-    fn void(&mut self, object: &str, reason: &str) {
+    fn void(&mut self, object: &(dyn Display + Sync), reason: &str) {
         for p in &mut self.pending {
             if p.result.is_ok() {
                 p.result = Err(EventError::BatchRolledBack {
@@ -114,8 +115,13 @@ impl Batch {
     }
 }
 
-/// Runs `envelopes` as one batch on `stage` (`object` names it in errors).
-pub async fn run_batch<S: Stage>(stage: &mut S, object: &str, envelopes: Vec<Envelope>) {
+/// Runs `envelopes` as one batch on `stage` (`object` names it in errors;
+/// formatted only when one happens).
+pub async fn run_batch<S: Stage>(
+    stage: &mut S,
+    object: &(dyn Display + Sync),
+    envelopes: Vec<Envelope>,
+) {
     if let Err(message) = stage.begin() {
         // The object is reset: the next batch starts afresh.
         stage.abandon();
@@ -154,7 +160,7 @@ fn begin_again<S: Stage>(stage: &mut S) {
 }
 
 /// Commits the events of `batch` and releases what they produced.
-fn commit_and_release<S: Stage>(stage: &mut S, object: &str, batch: Batch) {
+fn commit_and_release<S: Stage>(stage: &mut S, object: &(dyn Display + Sync), batch: Batch) {
     let mut pending = batch.pending;
     let committed = match stage.broken() {
         Some(message) => Err(message),
@@ -313,7 +319,7 @@ mod tests {
 
     async fn run(fake: &mut Fake) -> Vec<Reply> {
         let (batch, replies) = envelopes(fake.scripts.len());
-        run_batch(fake, "O/1", batch).await;
+        run_batch(fake, &"O/1", batch).await;
         replies
     }
 

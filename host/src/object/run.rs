@@ -10,6 +10,7 @@ use crate::capabilities::sockets::SocketEvent;
 use crate::capabilities::storage::{Meta, Phase, StorageError};
 use crate::guest::instance::{CallLimits, EventEffects, Identity, InstanceLinks, ObjectInstance};
 use crate::guest::GuestFailure;
+use crate::id::ObjectKey;
 use crate::object::Envelope;
 
 /// What an event left behind: its answer and its effects.
@@ -78,7 +79,7 @@ impl ObjectActor {
         if let Err(e) = self.ensure_instance(&start, for_socket).await {
             return (Err(e), EventEffects::default());
         }
-        let object = self.object();
+        let object = &self.key;
         let instance = self.residency.instance().expect("ensured");
         let handled = |r: Result<(), String>| {
             if let Err(e) = r {
@@ -91,7 +92,7 @@ impl ObjectActor {
             EventKind::Fetch { request, .. } => instance
                 .fetch(request)
                 .await
-                .map(|response| upgrade_output(instance, response, &object)),
+                .map(|response| upgrade_output(instance, response, object)),
             EventKind::Rpc { method, args } => {
                 instance.call(method, args).await.map(EventOutput::Value)
             }
@@ -255,7 +256,11 @@ pub(super) struct EventStart<'a> {
 
 /// Matches a fetch's response with its WebSocket accept: 101 needs an accepted
 /// socket, and an accepted socket needs 101 (otherwise it is dropped).
-fn upgrade_output(instance: &mut ObjectInstance, response: Response, object: &str) -> EventOutput {
+fn upgrade_output(
+    instance: &mut ObjectInstance,
+    response: Response,
+    object: &ObjectKey,
+) -> EventOutput {
     match (instance.accepted_socket(), response.status) {
         (Some(socket), 101) => EventOutput::Upgrade { response, socket },
         (Some(_), _) => {

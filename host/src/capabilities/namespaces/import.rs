@@ -38,6 +38,9 @@ impl NamespacesCtx {
 
     /// A new event starts: its waiting callers, then this object.
     pub fn begin_event(&mut self, callers: &[ChainLink]) {
+        if callers.is_empty() && self.chain.len() == 1 {
+            return; // the usual case: nobody waits, the chain is this object
+        }
         let me = self
             .chain
             .last()

@@ -524,6 +524,18 @@ impl ObjectDb {
         write: bool,
         f: impl FnOnce(&mut ObjectDb) -> Result<T>,
     ) -> Result<T> {
+        self.guest_op_then(write, f, |_| true)
+    }
+
+    /// The same, where the result tells whether the operation could have
+    /// written after all (`wrote`): a read-only one skips the quota check,
+    /// which costs a statement of its own.
+    pub(crate) fn guest_op_then<T>(
+        &mut self,
+        write: bool,
+        f: impl FnOnce(&mut ObjectDb) -> Result<T>,
+        wrote: impl FnOnce(&T) -> bool,
+    ) -> Result<T> {
         if let Some(reason) = &self.lost {
             return Err(StorageError::TransactionLost(reason.clone()));
         }
@@ -549,7 +561,7 @@ impl ObjectDb {
             });
         }
         let result = match result {
-            Ok(v) if write => {
+            Ok(v) if write && wrote(&v) => {
                 self.pages = self.page_count()?;
                 if self.pages > max {
                     Err(StorageError::Quota(self.quota_message()))

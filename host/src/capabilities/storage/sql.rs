@@ -19,6 +19,9 @@ pub struct Cursor {
     pub rows_read: u64,
     /// Rows inserted, updated or deleted (including by triggers and cascades).
     pub rows_written: u64,
+    /// False when every statement was read-only (`sqlite3_stmt_readonly`):
+    /// the database cannot have grown, so the quota check is skipped.
+    pub may_have_written: bool,
 }
 
 fn value_bytes(v: &Value) -> usize {
@@ -40,7 +43,11 @@ impl ObjectDb {
             )));
         }
         sql_text::check(query).map_err(StorageError::Refused)?;
-        self.guest_op(true, |db| db.exec_guarded(query, params))
+        self.guest_op_then(
+            true,
+            |db| db.exec_guarded(query, params),
+            |cursor| cursor.may_have_written,
+        )
     }
 
     fn exec_guarded(&mut self, query: &str, params: &[Value]) -> Result<Cursor> {
@@ -150,6 +157,7 @@ fn run(
     for (i, value) in params.iter().enumerate() {
         stmt.raw_bind_parameter(i + 1, value)?;
     }
+    cursor.may_have_written |= !stmt.readonly();
     let changes_before = conn.total_changes();
     stmt.reset_status(StatementStatus::FullscanStep);
     let columns: Vec<String> = stmt.column_names().map(String::from).collect();

@@ -4,8 +4,9 @@
 # in-guest self-tests (KV, SQL cursor, transactions, errors, HTTP objects), trap
 # rollback, abort, constructor errors, Request/Response round trips, object-to-
 # object calls, the typed kinds of host errors (DohostError.kind: the
-# storage-error / call-error case), and the WebSocket APIs with real clients
-# (tests/sdk-probe-ws.mjs, Node >= 20).
+# storage-error / call-error case), `env` ([vars] and a [secrets] entry; the
+# secret's value must never appear in the host's log), and the WebSocket APIs
+# with real clients (tests/sdk-probe-ws.mjs, Node >= 20).
 #
 #   tests/sdk-probes.sh [path/to/dohost]      (after `make build`)
 set -euo pipefail
@@ -24,6 +25,12 @@ max_ws_message_bytes = 65536
 max_storage_bytes = 2000000
 [alarms]
 retry_base = "200ms"
+# env of every object: the probes' self-tests check both (and the end of this
+# script that the secret's value never reaches the host's log).
+[vars]
+GREETING = "hello"
+[secrets]
+PROBE_TOKEN = { env = "DOHOST_PROBE_TOKEN" }
 [classes.JsSdkProbe]
 component = "$ROOT/$OUT/js_sdk_probe.wasm"
 [classes.PySdkProbe]
@@ -36,7 +43,8 @@ component = "$ROOT/$OUT/py_counter.wasm"
 tag = "v1"
 new_sqlite_classes = ["JsSdkProbe", "PySdkProbe", "JsCounter", "PyCounter"]
 EOF
-"$DOHOST" serve --dev --config "$WORK/dohost.toml" --listen 127.0.0.1:0 >"$WORK/out" 2>"$WORK/err" &
+PROBE_SECRET=s3cret-probe-value
+DOHOST_PROBE_TOKEN=$PROBE_SECRET "$DOHOST" serve --dev --config "$WORK/dohost.toml" --listen 127.0.0.1:0 >"$WORK/out" 2>"$WORK/err" &
 PID=$!
 trap 'kill $PID 2>/dev/null || true; wait $PID 2>/dev/null || true; rm -rf "$WORK"' EXIT
 for _ in $(seq 1 600); do
@@ -135,6 +143,17 @@ for C in JsSdkProbe PySdkProbe; do
   pass=$((pass + ${p:-0}))
   fail=$((fail + ${f:-1}))
 done
+
+# The secret's value is in the guests (the self-tests compare it) but never in
+# the host's output, whatever the events did.
+echo "== secrets stay out of the host's log"
+if [[ -s $WORK/out || -s $WORK/err ]] && ! grep -qF -- "$PROBE_SECRET" "$WORK/out" "$WORK/err"; then
+  pass=$((pass + 1))
+  printf 'ok    %-34s %s\n' "secret not in host stdout/stderr" "$(cat "$WORK/out" "$WORK/err" | wc -l) lines"
+else
+  fail=$((fail + 1))
+  printf 'FAIL  %-34s %s\n' "secret not in host stdout/stderr" "$(grep -cF -- "$PROBE_SECRET" "$WORK/out" "$WORK/err" | tr '\n' ' ')"
+fi
 
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]

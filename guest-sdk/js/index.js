@@ -32,6 +32,7 @@
 //   state.js     ctx: DurableObjectState
 //   http.js      Response, Request, Headers
 //   runtime.js   DurableObject, exportObject, exportRpc
+//   env.js       `env` (constructor argument, this.env): the manifest's vars and secrets
 //   bytes.js, json.js, s64.js, timers.js: values at the WIT boundary, JSON with
 //                BigInts, the s64 workaround and s64(), per-event timers
 //

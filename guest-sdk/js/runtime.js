@@ -4,12 +4,16 @@
 // then its timers) before it ends.
 
 import { encoder } from './bytes.js';
+import { buildEnv } from './env.js';
 import { errorMessage } from './error.js';
 import { requestFromWit, responseToWit } from './http.js';
 import { DurableObjectState } from './state.js';
 import { MARK_CLOSED, RELEASE, eventSockets, messageFromWit, socketFromHandle } from './websocket.js';
 
-/** Base class of an object class: `this.ctx` and `this.env`. */
+/**
+ * Base class of an object class: `this.ctx` and `this.env` (the manifest's
+ * vars and secrets, a frozen object of strings: see env.js).
+ */
 export class DurableObject {
   constructor(ctx, env) {
     this.ctx = ctx;
@@ -58,16 +62,18 @@ function socketEvent(handle, call, closing = false) {
 
 /**
  * The `dohost:object/handler` export for a class:
- * `export const handler = exportObject(MyClass, env?)`.
+ * `export const handler = exportObject(MyClass, extra?)`. Each instance gets
+ * `new MyClass(ctx, env)`: `env` holds the manifest's vars and secrets (read
+ * from the host when the instance is built), plus the entries of `extra`.
  */
-export function exportObject(Class, env = {}) {
+export function exportObject(Class, extra = {}) {
   return {
     init() {
       return asResult(async () => {
         instance = null;
         const ctx = new DurableObjectState();
         instanceCtx = ctx;
-        instance = new Class(ctx, env);
+        instance = new Class(ctx, buildEnv(extra));
         await ctx._settle();
       });
     },

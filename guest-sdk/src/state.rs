@@ -1,7 +1,9 @@
 //! `State`: the object's identity, storage, sockets and stubs to other objects
 //! (the Rust counterpart of `DurableObjectState`, `this.ctx`).
 
-use crate::bindings::dohost::object::{namespaces, state as wit_state, types, websockets};
+use crate::bindings::dohost::object::{
+    env as wit_env, namespaces, state as wit_state, types, websockets,
+};
 use crate::websocket::{AutoResponse, WebSocket};
 use crate::{Error, Request, Response, Result, Storage};
 use serde::{de::DeserializeOwned, Serialize};
@@ -37,6 +39,18 @@ impl State {
     /// The name the id was derived from, if the object was addressed by name.
     pub fn name(&self) -> Option<String> {
         wit_state::name()
+    }
+
+    /// The value of the manifest's var or secret `name` (`[vars]`,
+    /// `[secrets]`), if it defines one. A secret is an ordinary string here:
+    /// do not log it.
+    pub fn env(&self, name: &str) -> Option<String> {
+        wit_env::get(name)
+    }
+
+    /// The names of every var and secret, sorted.
+    pub fn env_names(&self) -> Vec<String> {
+        wit_env::names()
     }
 
     /// The class name from the manifest.

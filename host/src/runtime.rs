@@ -141,6 +141,7 @@ impl Runtime {
                         limits: connection_limits(&config.limits),
                     },
                 },
+                app_env: Arc::new(config.env.clone()),
             });
             Runtime {
                 alarms,

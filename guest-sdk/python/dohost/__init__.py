@@ -58,11 +58,13 @@ Rust SDK:
 - ``state``: ``ctx``: :class:`DurableObjectState`
 - ``http``: :class:`Request`, :class:`Response`, :class:`Headers`
 - ``runtime``: :class:`DurableObject`, :func:`export_object`, :func:`export_rpc`
+- ``env``: :class:`Env`, the ``env`` of the constructor: the manifest's vars and secrets
 - ``values``: range and type checks of values handed to the bindings
 
 No module calls a host import at its top level (it runs at build time).
 """
 
+from .env import Env
 from .error import DohostError
 from .http import Headers, Request, Response
 from .runtime import DurableObject, export_object, export_rpc
@@ -79,6 +81,7 @@ __all__ = [
     "DurableObjectNamespace",
     "DurableObjectState",
     "DurableObjectStorage",
+    "Env",
     "Headers",
     "Request",
     "Response",

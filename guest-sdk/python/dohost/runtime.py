@@ -12,6 +12,7 @@ from typing import Any, Callable, Dict, Optional, Sequence
 from componentize_py_types import Err
 from wit_world.imports import types as _types
 
+from .env import Env, _read_env
 from .error import _error_message
 from .http import Response, _request_from_wit
 from .state import DurableObjectState
@@ -19,9 +20,13 @@ from .websocket import WebSocket, WebSocketError
 
 
 class DurableObject:
-    """Base class of an object class: ``self.ctx`` and ``self.env``."""
+    """Base class of an object class: ``self.ctx`` and ``self.env``.
 
-    def __init__(self, ctx: DurableObjectState, env: Any):
+    ``env`` is an :class:`Env`: the manifest's vars and secrets (``env.NAME``,
+    ``env["NAME"]``, ``"NAME" in env``, iteration over the names).
+    """
+
+    def __init__(self, ctx: DurableObjectState, env: Env):
         self.ctx = ctx
         self.env = env
 
@@ -48,14 +53,19 @@ def _as_result(f: Callable[[], Any]) -> None:
 
 
 def export_object(cls: type, env: Any = None) -> type:
-    """The class componentize-py needs for the ``handler`` export: ``Handler = export_object(MyClass)``."""
+    """The class componentize-py needs for the ``handler`` export: ``Handler = export_object(MyClass)``.
+
+    Each instance is built as ``cls(ctx, env)``: ``env`` (an :class:`Env`) holds
+    the manifest's vars and secrets, read from the host in ``init``, plus the
+    entries of the optional mapping ``env`` given here (a name in both raises).
+    """
     from wit_world import exports as _exports
 
     def init(self) -> None:
         def run():
             global _instance
             _instance = None
-            _instance = cls(DurableObjectState(), {} if env is None else env)
+            _instance = cls(DurableObjectState(), _read_env(env))
 
         _as_result(run)
 

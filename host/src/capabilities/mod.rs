@@ -1,7 +1,7 @@
 //! What a guest imports, one capability per folder: `storage` (SQL, KV, the
 //! object's database and its guard), `alarms` (policy, index, scheduler),
 //! `sockets` (the hub, connections, send budgets), `namespaces` (calls to
-//! other objects, call chains) and `identity`.
+//! other objects, call chains), `identity` and `env` (vars and secrets).
 //!
 //! Each capability owns its per-instance context (the state its WIT import
 //! reaches), the view its import adapter works on, and what it does around
@@ -13,6 +13,7 @@
 //! guest or a trap; `Result<_, String>` errors are the guest's.
 
 pub mod alarms;
+pub mod env;
 pub mod hooks;
 pub mod identity;
 pub mod namespaces;
@@ -30,6 +31,7 @@ pub trait Capabilities: Send + 'static {
     fn sockets(&mut self) -> sockets::SocketsView<'_>;
     fn namespaces(&mut self) -> &mut namespaces::NamespacesCtx;
     fn identity(&mut self) -> &mut identity::IdentityCtx;
+    fn env(&mut self) -> &mut env::EnvCtx;
 }
 
 struct Storage;
@@ -55,6 +57,11 @@ impl HasData for Namespaces {
 struct Identity;
 impl HasData for Identity {
     type Data<'a> = &'a mut identity::IdentityCtx;
+}
+
+struct Env;
+impl HasData for Env {
+    type Data<'a> = &'a mut env::EnvCtx;
 }
 
 /// Adds every `dohost:object` import to `linker`, each on its capability's view.
@@ -94,5 +101,6 @@ pub fn add_to_linker<T: Capabilities>(linker: &mut Linker<T>) -> anyhow::Result<
         wit::namespaces::add_to_linker::<T, Namespaces>(linker, T::namespaces),
         "namespaces",
     )?;
+    wire(wit::env::add_to_linker::<T, Env>(linker, T::env), "env")?;
     Ok(())
 }

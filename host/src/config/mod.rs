@@ -16,7 +16,10 @@
 //! new_sqlite_classes = ["Counter"]
 //! ```
 
+pub mod env;
 pub mod limits;
+
+pub use env::{AppEnv, Secret};
 
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -58,6 +61,10 @@ struct RawManifest {
     classes: BTreeMap<String, RawClass>,
     #[serde(default)]
     migrations: Vec<RawMigration>,
+    #[serde(default)]
+    vars: BTreeMap<String, String>,
+    #[serde(default)]
+    secrets: BTreeMap<String, env::RawSecret>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -194,6 +201,8 @@ pub struct Config {
     /// The bearer token the admin surface requires (`DOHOST_ADMIN_TOKEN`;
     /// not in the manifest: it is a secret).
     pub admin_token: Option<String>,
+    /// `[vars]` and `[secrets]`: every object's `env`.
+    pub env: AppEnv,
 }
 
 /// Command-line values that override the manifest.
@@ -317,6 +326,8 @@ impl Config {
         let alarms = check.alarms(&raw.alarms)?;
         let classes = check.classes(&raw.classes, base)?;
         check.migrations(&raw.migrations, &raw.classes)?;
+        let env = env::read(&raw.vars, &raw.secrets, base, |var| std::env::var(var).ok())
+            .map_err(|(key, message)| check.invalid(&key, message))?;
         Ok(Config {
             listen,
             data_dir,
@@ -326,6 +337,7 @@ impl Config {
             classes,
             dev: overrides.dev || raw.dev.unwrap_or(false),
             admin_token: None,
+            env,
         })
     }
 }

@@ -12,6 +12,7 @@ use super::log::GuestLog;
 use super::state::{InstanceState, StorageCtx};
 use crate::bindings::dohost::object::types::{Request, Response, WsMessage};
 use crate::bindings::{Object, SocketHandle};
+use crate::capabilities::env::EnvCtx;
 use crate::capabilities::identity::IdentityCtx;
 use crate::capabilities::namespaces::{ChainLink, NamespacesCtx, Peers};
 use crate::capabilities::sockets::{
@@ -19,6 +20,7 @@ use crate::capabilities::sockets::{
 };
 use crate::capabilities::storage::ObjectDb;
 use crate::clock::{SharedClock, WasiWallClock};
+use crate::config::AppEnv;
 use crate::deadline::{Deadline, DeadlineExceeded};
 use crate::id::{ObjectId, ObjectKey, SocketId};
 use crate::rpc::RpcMethod;
@@ -66,6 +68,8 @@ pub struct InstanceLinks {
     pub deadline: Deadline,
     /// The wall clock the guest reads.
     pub clock: SharedClock,
+    /// The application's vars and secrets.
+    pub env: Arc<AppEnv>,
 }
 
 impl InstanceLinks {
@@ -76,6 +80,7 @@ impl InstanceLinks {
             sockets: Arc::default(),
             deadline: Deadline::default(),
             clock: Arc::new(crate::clock::SystemClock),
+            env: Arc::default(),
         }
     }
 }
@@ -422,6 +427,7 @@ fn new_state(
         },
         sockets: SocketsCtx::new(links.sockets, key, socket_limits),
         namespaces: NamespacesCtx::new(links.peers, me, links.deadline.clone()),
+        env: EnvCtx { env: links.env },
         deadline: links.deadline,
         log,
     }

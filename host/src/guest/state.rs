@@ -6,6 +6,7 @@
 use super::limiter::MemoryLimiter;
 use super::log::GuestLog;
 use crate::capabilities::alarms::AlarmsView;
+use crate::capabilities::env::EnvCtx;
 use crate::capabilities::identity::IdentityCtx;
 use crate::capabilities::namespaces::NamespacesCtx;
 use crate::capabilities::sockets::{SocketsCtx, SocketsView};
@@ -30,6 +31,7 @@ pub struct InstanceState {
     pub(super) identity: IdentityCtx,
     pub(super) sockets: SocketsCtx,
     pub(super) namespaces: NamespacesCtx,
+    pub(super) env: EnvCtx,
     /// The running call's deadline (shared with the database's progress
     /// handler, the epoch callback and the namespaces import).
     pub(super) deadline: Deadline,
@@ -76,5 +78,9 @@ impl Capabilities for InstanceState {
 
     fn identity(&mut self) -> &mut IdentityCtx {
         &mut self.identity
+    }
+
+    fn env(&mut self) -> &mut EnvCtx {
+        &mut self.env
     }
 }

@@ -7,7 +7,7 @@ use crate::capabilities::namespaces::Peers;
 use crate::capabilities::sockets::connection::ConnectionLimits;
 use crate::capabilities::sockets::{SocketHook, SocketHub};
 use crate::clock::SharedClock;
-use crate::config::Limits;
+use crate::config::{AppEnv, Limits};
 use crate::id::ObjectKey;
 use crate::metrics::Metrics;
 use crate::registry::Registry;
@@ -28,6 +28,8 @@ pub struct ObjectEnv {
     pub peers: Arc<dyn Peers>,
     /// What the capabilities do around each commit.
     pub hooks: CommitHooks,
+    /// The application's vars and secrets (every object's `env`).
+    pub app_env: Arc<AppEnv>,
 }
 
 /// The commit hooks of every capability that has one, in the order they run.

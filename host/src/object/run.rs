@@ -180,6 +180,7 @@ impl ObjectActor {
             sockets: self.env.sockets.clone(),
             deadline: self.deadline.clone(),
             clock: self.env.clock.clone(),
+            env: self.env.app_env.clone(),
         };
         let who = Identity {
             id: self.key.id,

@@ -138,6 +138,14 @@ pub fn check(sql: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// True if `needle` (lowercase ASCII) occurs in `haystack`, ignoring ASCII case.
+fn contains_word_ignore_case(haystack: &str, needle: &[u8]) -> bool {
+    haystack
+        .as_bytes()
+        .windows(needle.len())
+        .any(|w| w.eq_ignore_ascii_case(needle))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -190,12 +198,4 @@ mod tests {
         assert_eq!(check("ALTER TABLE t RENAME TO t2"), Ok(()));
         assert_eq!(check("ALTER TABLE t RENAME COLUMN a TO _dohost_b"), Ok(()));
     }
-}
-
-/// True if `needle` (lowercase ASCII) occurs in `haystack`, ignoring ASCII case.
-fn contains_word_ignore_case(haystack: &str, needle: &[u8]) -> bool {
-    haystack
-        .as_bytes()
-        .windows(needle.len())
-        .any(|w| w.eq_ignore_ascii_case(needle))
 }

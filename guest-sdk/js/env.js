@@ -1,0 +1,34 @@
+// `env`: the manifest's `[vars]` and `[secrets]` (import `dohost:object/env`), as
+// the second argument of the class constructor and `this.env`, as on Cloudflare:
+// a plain frozen object with one string property per name (`env.GREETING`,
+// `Object.keys(env)`). runtime.js builds a fresh one for every instance, inside
+// `init` (a host call is not possible at a module's top level: wizer snapshot).
+//
+// Secrets are ordinary strings here: the host never logs them, but whatever the
+// class prints (console.log(env), an error message with a value in it) reaches
+// the host's log as the guest's output.
+
+import * as wenv from 'dohost:object/env@0.2.0';
+
+/**
+ * The `env` of a new instance: every var and secret of the manifest (in the
+ * host's order: sorted by name), then the own enumerable entries of `extra`
+ * (what the class gave `exportObject(Class, extra)`); a name in both throws.
+ */
+export function buildEnv(extra = {}) {
+  if (extra === null || typeof extra !== 'object') throw new TypeError('exportObject: env must be an object');
+  const env = {};
+  const define = (name, value) =>
+    Object.defineProperty(env, name, { value, enumerable: true, writable: false, configurable: false });
+  for (const name of wenv.names()) {
+    const value = wenv.get(name);
+    if (value !== undefined) define(String(name), value);
+  }
+  for (const [name, value] of Object.entries(extra)) {
+    if (Object.prototype.hasOwnProperty.call(env, name)) {
+      throw new TypeError(`exportObject: env.${name} is also a var or secret of the manifest; rename one of them`);
+    }
+    define(name, value);
+  }
+  return Object.freeze(env);
+}

@@ -195,6 +195,13 @@ async fn storage_errors_are_typed_for_the_guest() {
             reply.body
         );
     }
+    // A syntax error quotes the guest's own statement and offset.
+    let reply = sql("SELEC 1").await;
+    assert!(
+        reply.body.contains("syntax error in SELEC 1 at offset 0"),
+        "{}",
+        reply.body
+    );
     // Near the quota, the write that crosses it fails alone, as a `quota` case.
     assert_eq!(sql("CREATE TABLE big (b BLOB)").await.status, 200);
     let mut refused = None;

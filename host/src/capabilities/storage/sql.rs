@@ -95,6 +95,21 @@ fn exec_one(conn: &Connection, guard: &SqlGuard, query: &str, params: &[Value]) 
     let mut stmt = match conn.prepare_cached(&keyed) {
         Ok(stmt) => stmt,
         Err(rusqlite::Error::Empty) => return Err(StorageError::Invalid("query is empty".into())),
+        // The message quotes the guest's text, not the cache key.
+        Err(rusqlite::Error::SqlInputError {
+            msg, sql, offset, ..
+        }) => {
+            let sql = sql.strip_prefix(GUEST_CACHE_PREFIX).unwrap_or(&sql);
+            let prefix = GUEST_CACHE_PREFIX.len() as i32;
+            let offset = if offset >= prefix {
+                offset - prefix
+            } else {
+                offset
+            };
+            return Err(StorageError::Sql(format!(
+                "{msg} in {sql} at offset {offset}"
+            )));
+        }
         Err(e) => return Err(e.into()),
     };
     let expected = stmt.parameter_count();

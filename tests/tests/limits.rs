@@ -5,7 +5,7 @@
 //! batches: `storage.rs`; WebSockets: `websockets.rs`; mailbox, headers,
 //! request timeouts: `http.rs`; CPU and memory: `guests.rs`.)
 
-use dohost_tests::TestHost;
+use dohost_tests::{urlencode, TestHost};
 use serde_json::{json, Value};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -277,15 +277,6 @@ async fn a_guest_may_hold_100_000_resource_handles() {
         "still here",
         "the trap reset only the instance"
     );
-}
-
-fn urlencode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -1,7 +1,7 @@
 //! Typed RPC: discovery, JSON ⇄ WIT for every type, errors, calls between
 //! objects (cycles, traps, overload) and `dohost call`.
 
-use dohost_tests::{dohost_bin, TestHost};
+use dohost_tests::{dohost_bin, urlencode, TestHost};
 use serde_json::{json, Value};
 use std::sync::Arc;
 
@@ -378,15 +378,6 @@ async fn an_overloaded_callee_is_an_error_the_caller_can_handle() {
         "{body}"
     );
     spin.await.unwrap();
-}
-
-fn urlencode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -63,6 +63,7 @@ pub async fn start(manifest: &std::path::Path, data_dir: PathBuf) -> (String, In
         runtime.clone(),
         listener,
         10_000,
+        dohost::server::Surface::All,
         async move {
             let _ = stopped.await;
         },

@@ -938,6 +938,56 @@ async fn the_admin_surface_needs_the_token_and_public_addresses_need_one_or_publ
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn the_admin_surface_can_have_its_own_loopback_listener() {
+    // Objects on every address, the admin surface on loopback only: no token needed.
+    let host = TestHost::launch_with(Launch {
+        listen: "0.0.0.0:0".into(),
+        extra: "admin_listen = \"127.0.0.1:0\"\n".into(),
+        ..Launch::default()
+    })
+    .await;
+    let warned = host.log_containing("every object's /obj/").await;
+    assert!(warned.contains("open to anyone"), "{warned}");
+    let line = host
+        .log_containing("admin surface (/_dohost/*) on http://")
+        .await;
+    let admin = line.rsplit("on ").next().unwrap().trim().to_string();
+    let objects = host.url.replace("0.0.0.0", "127.0.0.1");
+    let get = |url: String| async move {
+        let r = reqwest::get(url).await.unwrap();
+        (r.status().as_u16(), r.text().await.unwrap())
+    };
+    let (status, body) = get(format!("{objects}/_dohost/metrics")).await;
+    assert_eq!(status, 404, "{body}");
+    assert!(
+        body.contains("admin surface is served on 127.0.0.1:"),
+        "{body}"
+    );
+    assert_eq!(
+        get(format!("{objects}/obj/Counter/a/")).await,
+        (200, "0".into())
+    );
+    let (status, body) = get(format!("{admin}/_dohost/metrics")).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("dohost_commits_total"), "{body}");
+    let (status, body) = get(format!("{admin}/obj/Counter/a/")).await;
+    assert_eq!(status, 404, "{body}");
+    assert!(body.contains("objects are served on"), "{body}");
+    // A non-loopback admin listener needs the token (or --public).
+    let (code, stderr) = TestHost::launch_failing(Launch {
+        extra: "admin_listen = \"0.0.0.0:0\"\n".into(),
+        ..Launch::default()
+    })
+    .await;
+    assert_ne!(code, Some(0));
+    assert!(
+        stderr.contains("refusing to serve /_dohost/* on 0.0.0.0:0")
+            && stderr.contains("DOHOST_ADMIN_TOKEN"),
+        "{stderr}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_javascript_timer_left_pending_never_fires_inside_a_later_event() {
     let classes = vec![("JsSdkProbe", dohost_tests::polyglot("js_sdk_probe"))];
     let host = TestHost::start_with(&classes, "").await;

@@ -4,6 +4,7 @@ pub mod client;
 
 use crate::config::{Config, Overrides};
 use crate::runtime::Runtime;
+use crate::server::Surface;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use std::net::SocketAddr;
@@ -195,22 +196,30 @@ fn admin_token() -> Option<String> {
 /// Refuses to serve on a non-loopback address with the admin surface open
 /// to anyone, unless `--public` says that is intended.
 fn check_exposure(config: &Config, public: bool) -> anyhow::Result<()> {
-    if config.listen.ip().is_loopback() || config.admin_token.is_some() {
+    if !config.listen.ip().is_loopback() {
+        tracing::warn!(
+            "serving on {} (not a loopback address): every object's /obj/… and /rpc/… routes \
+             are open to anyone who reaches it (there is no entry worker yet to guard them); \
+             put an authenticating proxy in front",
+            config.listen
+        );
+    }
+    let admin_on = config.admin_listen.unwrap_or(config.listen);
+    if admin_on.ip().is_loopback() || config.admin_token.is_some() {
         return Ok(());
     }
     if public {
         tracing::warn!(
-            "serving on {} without an admin token (--public): anyone who reaches it can list \
-             objects (their ids act as capabilities) and read metrics under /_dohost/",
-            config.listen
+            "serving the admin surface on {admin_on} without an admin token (--public): \
+             anyone who reaches it can list objects (their ids act as capabilities) and read \
+             metrics under /_dohost/"
         );
         return Ok(());
     }
     anyhow::bail!(
-        "refusing to serve on {} (not a loopback address) with /_dohost/* open to anyone: set \
-         DOHOST_ADMIN_TOKEN to require a bearer token there, or pass --public if that is \
-         intended",
-        config.listen
+        "refusing to serve /_dohost/* on {admin_on} (not a loopback address) open to anyone: \
+         set DOHOST_ADMIN_TOKEN to require a bearer token there, serve it on a loopback \
+         admin_listen, or pass --public if that is intended"
     )
 }
 
@@ -258,11 +267,34 @@ async fn serve(mut config: Config) -> anyhow::Result<()> {
     );
     // Tests and tools wait for this line on stdout.
     println!("listening on http://{local}");
+    let shutdown = futures_util::FutureExt::shared(Box::pin(shutdown_signal()));
+    let objects = match runtime.config.admin_listen {
+        None => Surface::All,
+        Some(addr) => {
+            let admin = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen on {addr} (admin_listen)"))?;
+            let admin_local = admin.local_addr()?;
+            tracing::info!("admin surface (/_dohost/*) on http://{admin_local}");
+            println!("admin listening on http://{admin_local}");
+            let surface = Surface::Admin { objects: local };
+            let served = crate::server::serve(
+                runtime.clone(),
+                admin,
+                ADMIN_CONNECTIONS,
+                surface,
+                shutdown.clone(),
+            );
+            tokio::spawn(served);
+            Surface::Objects { admin: admin_local }
+        }
+    };
     crate::server::serve(
         runtime.clone(),
         listener,
         max_connections,
-        shutdown_signal(),
+        objects,
+        shutdown,
     )
     .await;
     tracing::info!("no longer accepting connections; closing sockets and committing");
@@ -270,6 +302,9 @@ async fn serve(mut config: Config) -> anyhow::Result<()> {
     tracing::info!("stopped");
     Ok(())
 }
+
+/// Connections the admin listener holds at once (operators and their tools).
+const ADMIN_CONNECTIONS: usize = 64;
 
 /// How long a graceful shutdown may take after the server stops accepting.
 const SHUTDOWN_BOUND: std::time::Duration = std::time::Duration::from_secs(10);

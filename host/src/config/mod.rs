@@ -49,6 +49,7 @@ pub enum ConfigError {
 #[serde(deny_unknown_fields)]
 struct RawManifest {
     listen: Option<String>,
+    admin_listen: Option<String>,
     data_dir: Option<PathBuf>,
     cache_dir: Option<PathBuf>,
     /// Development mode: error bodies carry the guest's output.
@@ -190,6 +191,9 @@ pub struct ClassConfig {
 #[derive(Debug, Clone)]
 pub struct Config {
     pub listen: SocketAddr,
+    /// Where the admin surface (`/_dohost/*`) is served instead of `listen`,
+    /// if set: `listen` then serves objects only.
+    pub admin_listen: Option<SocketAddr>,
     pub data_dir: PathBuf,
     /// Where compiled components are cached (default `<data_dir>/_dohost/compiled`).
     pub cache_dir: PathBuf,
@@ -313,6 +317,15 @@ impl Config {
             })?,
             (None, None) => DEFAULT_LISTEN.parse().expect("default address parses"),
         };
+        let admin_listen = match &raw.admin_listen {
+            None => None,
+            Some(s) => Some(s.parse().map_err(|e| {
+                check.invalid(
+                    "admin_listen",
+                    format!("{s:?} is not an address like 127.0.0.1:8788 ({e})"),
+                )
+            })?),
+        };
         let data_dir = match (&overrides.data_dir, &raw.data_dir) {
             (Some(dir), _) => dir.clone(),
             (None, Some(dir)) => base.join(dir),
@@ -330,6 +343,7 @@ impl Config {
             .map_err(|(key, message)| check.invalid(&key, message))?;
         Ok(Config {
             listen,
+            admin_listen,
             data_dir,
             cache_dir,
             limits,

@@ -35,6 +35,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use responses::{json_response, text_response};
 use routes::Route;
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -53,14 +54,47 @@ const PARSER_MAX_HEADERS: usize = 1_000;
 struct Front {
     runtime: Arc<Runtime>,
     admission: Admission,
+    surface: Surface,
+}
+
+/// Which routes a listener serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Surface {
+    /// Objects and the admin surface (no `admin_listen`).
+    All,
+    /// Objects only; the admin surface is on the other listener.
+    Objects { admin: SocketAddr },
+    /// The admin surface only (`admin_listen`); objects are on the other.
+    Admin { objects: SocketAddr },
+}
+
+impl Surface {
+    /// The answer to a route this listener does not serve, if it is one.
+    fn refuse(&self, admin_route: bool) -> Option<HttpResponse> {
+        match (self, admin_route) {
+            (Surface::Objects { admin }, true) => Some(error_response(
+                StatusCode::NOT_FOUND,
+                format!("the admin surface is served on {admin} (admin_listen), not here"),
+            )),
+            (Surface::Admin { objects }, false) => Some(error_response(
+                StatusCode::NOT_FOUND,
+                format!(
+                    "this is the admin listener (admin_listen): objects are served on {objects}"
+                ),
+            )),
+            _ => None,
+        }
+    }
 }
 
 /// Serves HTTP on `listener` until `shutdown` completes, then lets in-flight
-/// requests finish. `max_connections` caps open client connections.
+/// requests finish. `max_connections` caps open client connections; `surface`
+/// says which routes this listener serves.
 pub async fn serve(
     runtime: Arc<Runtime>,
     listener: TcpListener,
     max_connections: usize,
+    surface: Surface,
     shutdown: impl Future<Output = ()>,
 ) {
     // Connections watch `stop` to finish gracefully; each holds a `done`
@@ -81,6 +115,7 @@ pub async fn serve(
     let front = Arc::new(Front {
         admission: Admission::new(max_connections, runtime.config.limits.max_inflight_bytes),
         runtime,
+        surface,
     });
     tokio::pin!(shutdown);
     loop {
@@ -157,6 +192,9 @@ async fn route(
             return error_response(status, e.message);
         }
     };
+    if let Some(refused) = front.surface.refuse(route.is_admin()) {
+        return refused;
+    }
     if route.is_admin() {
         if let Err(res) = admission::check_admin(runtime, &req) {
             return res;

@@ -36,6 +36,9 @@ pub enum Enqueue<M> {
     Full(Box<M>),
     /// The mailbox holds its limit of bytes; the event is handed back.
     FullBytes(Box<M>),
+    /// No actor can take it: even a freshly spawned one closed its mailbox at
+    /// once (the host is stopping). The event is handed back.
+    Stopped(Box<M>),
 }
 
 /// The sending side of an object's mailbox: at most `events` events and
@@ -204,7 +207,9 @@ impl<M: Weighted> Registry<M> {
         spawn: &(dyn Fn() -> Mailbox<M> + Sync),
     ) -> Result<(), Enqueue<M>> {
         let mut envelope = envelope;
-        loop {
+        // One dead mailbox is replaced; a replacement that is dead too means
+        // no actor can run (the runtime is stopping): retrying would spin.
+        for _ in 0..2 {
             let entry = self.actors.entry(key.clone()).or_insert_with(spawn);
             if entry.over_bytes(envelope.weight()) {
                 return Err(Enqueue::FullBytes(Box::new(envelope)));
@@ -221,6 +226,7 @@ impl<M: Weighted> Registry<M> {
                 }
             }
         }
+        Err(Enqueue::Stopped(Box::new(envelope)))
     }
 
     /// Enqueues `envelope` for `key`, waiting while its mailbox is full (the
@@ -243,6 +249,8 @@ impl<M: Weighted> Registry<M> {
             match self.enqueue(key, envelope, spawn) {
                 Ok(()) => return,
                 Err(Enqueue::Full(back) | Enqueue::FullBytes(back)) => envelope = *back,
+                // Dropped: its reply channel tells the waiting socket.
+                Err(Enqueue::Stopped(_)) => return,
             }
             if let Some(d) = drained.as_pin_mut() {
                 d.await;
@@ -379,6 +387,36 @@ mod tests {
         tokio::time::timeout(Duration::from_millis(10), permit.slot().evict.notified())
             .await
             .is_ok()
+    }
+
+    #[test]
+    fn a_dead_mailbox_is_replaced_once_and_a_host_that_cannot_spawn_is_stopped() {
+        let registry = Registry::<Msg>::new(4);
+        let spawned = std::sync::atomic::AtomicUsize::new(0);
+        let mut keep = Vec::new();
+        // The first actor died; its replacement runs and takes the event.
+        let (dead, rx) = Mailbox::new(4, 1024);
+        drop(rx);
+        registry.actors.insert(key(1), dead);
+        let (alive, alive_rx) = Mailbox::new(4, 1024);
+        let spawn = || {
+            spawned.fetch_add(1, Ordering::SeqCst);
+            alive.clone()
+        };
+        assert!(registry.enqueue(&key(1), Msg, &spawn).is_ok());
+        assert!(!alive_rx.is_empty());
+        keep.push(alive_rx);
+        // Every spawned actor dies at once (a runtime shutting down): the
+        // enqueue gives up instead of spinning.
+        let dying = || {
+            spawned.fetch_add(1, Ordering::SeqCst);
+            let (tx, rx) = Mailbox::new(4, 1024);
+            drop(rx);
+            tx
+        };
+        let result = registry.enqueue(&key(2), Msg, &dying);
+        assert!(matches!(result, Err(Enqueue::Stopped(_))));
+        assert_eq!(spawned.load(Ordering::SeqCst), 3);
     }
 
     #[tokio::test]

@@ -384,7 +384,9 @@ impl Runtime {
         let envelope = Envelope::new(kind, name, callers, reply);
         let spawn = self.spawner(class, id);
         match self.registry.enqueue(&key, envelope, &spawn) {
-            Ok(()) => self.metrics.mailbox_depth.inc(),
+            Ok(()) => {
+                self.metrics.mailbox_depth.inc();
+            }
             Err(Enqueue::Full(_)) => {
                 self.metrics.event(&class.name, label, "overloaded");
                 return Err(EventError::Overloaded {
@@ -399,6 +401,8 @@ impl Runtime {
                     limit: self.config.limits.mailbox_bytes,
                 });
             }
+            // The envelope (and its reply sender) is dropped: answered below.
+            Err(Enqueue::Stopped(_)) => {}
         };
         response.await.unwrap_or_else(|_| {
             Err(EventError::Dropped {

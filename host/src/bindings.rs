@@ -45,14 +45,3 @@ impl self::dohost::object::types::StorageError {
         }
     }
 }
-
-impl self::dohost::object::namespaces::CallError {
-    /// The message of the case: what to fix.
-    pub fn message(&self) -> &str {
-        use self::dohost::object::namespaces::CallError::*;
-        match self {
-            Overloaded(m) | Timeout(m) | Cycle(m) | UnknownClass(m) | NotFound(m) | Invalid(m)
-            | Failed(m) | Unsupported(m) => m,
-        }
-    }
-}

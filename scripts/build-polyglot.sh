@@ -45,6 +45,17 @@ js() { # OUT SOURCE WIT-DIR WORLD
   ./node_modules/.bin/componentize-js --wit "$3" --world-name "$4" --disable http fetch-event -o "$1" "$2"
 }
 
+# entry OUT WORKER: a Worker module (`export default { fetch }`) as an entry
+# component (world dohost:entry/entry), through a generated shim that serves
+# it; componentize-js keeps its default features here (wasi:http, FetchEvent).
+entry() {
+  up_to_date "$1" "$2" guest-sdk/js wit package-lock.json && return
+  local shim="${1%.wasm}.shim.js"
+  printf "import worker from '../../%s';\nimport { serveWorker } from '../../guest-sdk/js/entry.js';\nserveWorker(worker);\n" "$2" > "$shim"
+  echo "== componentize-js $2 → $1 (entry)"
+  ./node_modules/.bin/componentize-js --wit wit/entry --world-name entry -o "$1" "$shim"
+}
+
 py() { # OUT APP-DIR WIT-DIR WORLD
   up_to_date "$1" "$2" guest-sdk/python wit examples/wit && return
   echo "== componentize-py $2 → $1"
@@ -53,8 +64,11 @@ py() { # OUT APP-DIR WIT-DIR WORLD
     -p "$2" -p guest-sdk/python -o "$1" app
 }
 
-js "$OUT/js_counter.wasm" examples/js/counter/counter.js examples/wit counter-class
-js "$OUT/js_chat.wasm" examples/js/chat/chat.js wit object
+js "$OUT/js_counter.wasm" examples/js/counter/counter.js examples/wit counter-class-dynamic
+js "$OUT/js_chat.wasm" examples/js/chat/chat.js wit dynamic-object
+js "$OUT/js_hello_counter.wasm" examples/js/hello/counter.js wit dynamic-object
+entry "$OUT/js_hello_entry.wasm" examples/js/hello/worker.js
+entry "$OUT/js_test_entry.wasm" tests/fixtures/entry-js/worker.js
 js "$OUT/js_sdk_probe.wasm" tests/fixtures/sdk-probe-js/probe.js wit object
 py "$OUT/py_counter.wasm" examples/python/counter examples/wit counter-class
 py "$OUT/py_chat.wasm" examples/python/chat wit object

@@ -35,6 +35,7 @@ pub async fn run(duration: Duration) -> anyhow::Result<()> {
             &Default::default(),
             dir.path(),
             std::slice::from_ref(&config),
+            0,
         )?;
         let started = Instant::now();
         engine.load_class(&config)?;

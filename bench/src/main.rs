@@ -238,6 +238,7 @@ pub async fn instantiate_times(
         &limits,
         &dir.path().join("cache"),
         std::slice::from_ref(&config),
+        0,
     )?;
     let class = engine.load_class(&config)?;
     let id = ObjectId::from_name("Counter", "bench");

@@ -1,7 +1,8 @@
 // `env`: the manifest's `[vars]` and `[secrets]` (import `dohost:object/env`), as
 // the second argument of the class constructor and `this.env`, as on Cloudflare:
 // a plain frozen object with one string property per name (`env.GREETING`,
-// `Object.keys(env)`). runtime.js builds a fresh one for every instance, inside
+// `Object.keys(env)`), plus one `DurableObjectNamespace` per `[bindings]` entry
+// (`env.COUNTER.getByName("a")`). runtime.js builds a fresh one for every instance, inside
 // `init` (a host call is not possible at a module's top level: wizer snapshot).
 //
 // Secrets are ordinary strings here: the host never logs them, but whatever the
@@ -9,13 +10,14 @@
 // the host's log as the guest's output.
 
 import * as wenv from 'dohost:object/env@0.2.0';
+import { getNamespace } from './stub.js';
 
 /**
  * The `env` of a new instance: every var and secret of the manifest (in the
  * host's order: sorted by name), then the own enumerable entries of `extra`
  * (what the class gave `exportObject(Class, extra)`); a name in both throws.
  */
-export function buildEnv(extra = {}) {
+export function buildEnv(extra = {}, makeResponse = undefined) {
   if (extra === null || typeof extra !== 'object') throw new TypeError('exportObject: env must be an object');
   const env = {};
   const define = (name, value) =>
@@ -24,6 +26,8 @@ export function buildEnv(extra = {}) {
     const value = wenv.get(name);
     if (value !== undefined) define(String(name), value);
   }
+  // `[bindings]`: `env.COUNTER` is the namespace of the bound class.
+  for (const [name, className] of wenv.bindings()) define(String(name), getNamespace(String(className), makeResponse));
   for (const [name, value] of Object.entries(extra)) {
     if (Object.prototype.hasOwnProperty.call(env, name)) {
       throw new TypeError(`exportObject: env.${name} is also a var or secret of the manifest; rename one of them`);

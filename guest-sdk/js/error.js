@@ -11,7 +11,8 @@
  *   'invalid', 'quota', 'sql', 'unsupported';
  * - calls to other objects (`call-error`: `getNamespace`, stubs): 'overloaded',
  *   'timeout', 'cycle', 'unknown-class', 'not-found', 'invalid', 'failed',
- *   'unsupported';
+ *   'unsupported', and 'thrown' when the called method threw: `name` and
+ *   `message` are the callee's exception's;
  * - 'other' for errors without cases (WebSockets: a string to fix in the class).
  */
 export class DohostError extends Error {
@@ -36,6 +37,9 @@ function fromPayload(payload) {
   if (typeof payload === 'string') {
     return [payload.startsWith('unsupported:') ? 'unsupported' : 'other', payload];
   }
+  if (payload !== null && typeof payload === 'object' && payload.tag === 'thrown' && payload.val) {
+    return ['thrown', String(payload.val.message), String(payload.val.name)];
+  }
   if (payload !== null && typeof payload === 'object' && typeof payload.tag === 'string') {
     return [payload.tag, typeof payload.val === 'string' ? payload.val : payload.tag];
   }
@@ -51,7 +55,11 @@ export function host(fn, ...args) {
     return fn(...args);
   } catch (e) {
     const error = e != null && typeof e === 'object' && 'payload' in e ? fromPayload(e.payload) : null;
-    if (error !== null) throw new DohostError(error[1], { cause: e, kind: error[0] });
+    if (error === null) throw e;
+    const thrown = new DohostError(error[1], { cause: e, kind: error[0] });
+    // A called method's exception keeps its name (`RangeError`), as on Cloudflare.
+    if (error[0] === 'thrown') thrown.name = error[2];
+    throw thrown;
     throw e;
   }
 }

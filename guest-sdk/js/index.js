@@ -58,6 +58,13 @@
 
 export { s64 } from './s64.js';
 import './timers.js';
+// Outbound HTTP from an object is not supported yet: the component is built
+// without wasi:http, where the platform's fetch() would trap the instance.
+globalThis.fetch = function fetch() {
+  return Promise.reject(
+    new TypeError('unsupported: fetch() from an object class is not supported yet by dohost; call the service from the entry worker'),
+  );
+};
 export { DohostError } from './error.js';
 export { SqlStorage, SqlStorageCursor } from './sql.js';
 export { DurableObjectStorage } from './storage.js';
@@ -65,4 +72,4 @@ export { WebSocket, WebSocketPair, WebSocketRequestResponsePair } from './websoc
 export { DurableObjectId, DurableObjectNamespace, getNamespace } from './stub.js';
 export { DurableObjectState } from './state.js';
 export { Headers, Request, Response } from './http.js';
-export { DurableObject, exportObject, exportRpc } from './runtime.js';
+export { DurableObject, exportDynamic, exportObject, exportRpc } from './runtime.js';

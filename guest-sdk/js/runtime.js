@@ -6,6 +6,7 @@
 import { encoder } from './bytes.js';
 import { buildEnv } from './env.js';
 import { errorMessage } from './error.js';
+import { parseJson, stringifyJson } from './json.js';
 import { requestFromWit, responseToWit } from './http.js';
 import { DurableObjectState } from './state.js';
 import { MARK_CLOSED, RELEASE, eventSockets, messageFromWit, socketFromHandle } from './websocket.js';
@@ -136,4 +137,52 @@ export function exportRpc(Class, methods) {
     };
   }
   return iface;
+}
+
+// Methods that are events or internals, never RPC.
+const NOT_RPC = new Set(['constructor', 'fetch', 'alarm', 'webSocketMessage', 'webSocketClose', 'webSocketError']);
+
+/** The public methods of `Class` (and its bases below DurableObject), by name. */
+function publicMethods(Class) {
+  const names = new Set();
+  for (let p = Class.prototype; p && p !== DurableObject.prototype && p !== Object.prototype; p = Object.getPrototypeOf(p)) {
+    for (const name of Object.getOwnPropertyNames(p)) {
+      const desc = Object.getOwnPropertyDescriptor(p, name);
+      if (typeof desc.value === 'function' && !NOT_RPC.has(name) && !name.startsWith('_')) names.add(name);
+    }
+  }
+  return names;
+}
+
+/**
+ * Untyped RPC, as on Cloudflare (`dohost:object/dynamic`):
+ * `export const dynamic = exportDynamic(MyClass)` makes every public method of
+ * the class (not `fetch`, `alarm`, `webSocket*`, nor names starting with `_`)
+ * callable as `await env.MY_CLASS.getByName('a').method(...args)` or over
+ * `POST /rpc/<Class>/<name>/<method>`. Arguments and result are JSON (BigInts
+ * beyond 2^53 survive); a result that is a Promise is awaited. An exception
+ * reaches the caller with its name and message, and the event is rolled back
+ * (as when `fetch` throws). Build against world `dynamic-object`.
+ */
+export function exportDynamic(Class) {
+  const methods = publicMethods(Class);
+  const known = () => (methods.size ? [...methods].sort().join(', ') : 'none');
+  return {
+    async call(method, argsJson) {
+      if (!methods.has(method)) {
+        return { tag: 'err', val: { tag: 'not-found', val: `${Class.name} has no public method ${JSON.stringify(method)}; its methods: ${known()}` } };
+      }
+      try {
+        const args = parseJson(argsJson);
+        const result = await live()[method](...(Array.isArray(args) ? args : [args]));
+        await instanceCtx._settle();
+        return { tag: 'ok', val: result === undefined ? 'null' : stringifyJson(result) };
+      } catch (e) {
+        const name = e instanceof Error ? e.name : 'Error';
+        const message = e instanceof Error ? e.message : errorMessage(e);
+        console.error(`dohost: ${Class.name}.${method} threw ${name}: ${message}`);
+        return { tag: 'err', val: { tag: 'thrown', val: { name, message } } };
+      }
+    },
+  };
 }

@@ -24,13 +24,35 @@ export class DurableObjectId {
   }
 }
 
-/** A stub to another object served by the same host (`namespaces`). */
+// What a stub answers itself; any other property is an RPC method.
+const STUB_OWN = new Set(['id', 'name', 'call', 'fetch', 'then', 'constructor', 'toJSON']);
+
+/**
+ * A stub to another object served by the same host (`namespaces`). As on
+ * Cloudflare, `await stub.increment(5)` calls the object's method `increment`
+ * (a typed WIT method, or any public method of a JavaScript or Python class)
+ * and resolves to its result; a thrown exception rejects with an Error of the
+ * callee's name and message.
+ */
 class DurableObjectStub {
   #class;
-  constructor(className, id) {
+  constructor(className, id, makeResponse = (body, init) => new Response(body, init)) {
     this.#class = className;
+    this.#makeResponse = makeResponse;
     this.id = id;
+    if (id.name !== undefined) this.name = id.name;
+    return new Proxy(this, {
+      get(target, prop, receiver) {
+        if (typeof prop !== 'string' || STUB_OWN.has(prop) || prop in target) {
+          // Bound: the methods read private fields, which a Proxy does not have.
+          const value = Reflect.get(target, prop, target);
+          return typeof value === 'function' ? value.bind(target) : value;
+        }
+        return async (...args) => target.call(prop, ...args);
+      },
+    });
   }
+  #makeResponse;
   /**
    * Calls an RPC method of the object: arguments and result in the host's JSON
    * mapping of WIT values (BigInts are sent as JSON integers; integers beyond 2^53
@@ -54,15 +76,17 @@ class DurableObjectStub {
     });
     const status = res.status;
     const body = status === 101 || status === 204 || status === 304 ? null : ownBytes(res.body);
-    return new Response(body, { status, headers: res.headers });
+    return this.#makeResponse(body, { status, headers: res.headers });
   }
 }
 
 /** `getNamespace('Counter')`: ids and stubs of the objects of a class. */
 export class DurableObjectNamespace {
   #class;
-  constructor(className) {
+  #makeResponse;
+  constructor(className, makeResponse) {
     this.#class = className;
+    this.#makeResponse = makeResponse;
   }
   idFromName(name) {
     return new DurableObjectId(host(wns.idFromName, this.#class, name), name);
@@ -74,13 +98,14 @@ export class DurableObjectNamespace {
     return new DurableObjectId(host(wns.idFromString, this.#class, hex));
   }
   get(id) {
-    return new DurableObjectStub(this.#class, id);
+    if (!(id instanceof DurableObjectId)) throw new TypeError(`${this.#class}.get: pass an id from idFromName, newUniqueId or idFromString`);
+    return new DurableObjectStub(this.#class, id, this.#makeResponse);
   }
   getByName(name) {
     return this.get(this.idFromName(name));
   }
 }
 
-export function getNamespace(className) {
-  return new DurableObjectNamespace(className);
+export function getNamespace(className, makeResponse) {
+  return new DurableObjectNamespace(className, makeResponse);
 }

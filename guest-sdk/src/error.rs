@@ -32,6 +32,9 @@ pub enum ErrorKind {
     NotFound,
     /// Calls: the called object failed; its event was rolled back.
     CallFailed,
+    /// Calls: the called method (of a JavaScript or Python class) threw; the
+    /// message is `Name: message` of its exception. Its event was rolled back.
+    Thrown,
     /// The host version does not implement the function.
     Unsupported,
     /// An error of the class itself ([`Error::new`], [`Error::http`], JSON …).
@@ -136,6 +139,7 @@ impl From<CallError> for Error {
             CallError::NotFound(m) => (ErrorKind::NotFound, m),
             CallError::Invalid(m) => (ErrorKind::Invalid, m),
             CallError::Failed(m) => (ErrorKind::CallFailed, m),
+            CallError::Thrown(t) => (ErrorKind::Thrown, format!("{}: {}", t.name, t.message)),
             CallError::Unsupported(m) => (ErrorKind::Unsupported, m),
         };
         Error::with_kind(kind, message)

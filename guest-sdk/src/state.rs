@@ -53,6 +53,14 @@ impl State {
         wit_env::names()
     }
 
+    /// The class bound to `name` in the manifest's `[bindings]`
+    /// (`COUNTER = "Counter"`), if any: pass it to `namespace`.
+    pub fn binding(&self, name: &str) -> Option<String> {
+        wit_env::bindings()
+            .into_iter()
+            .find_map(|(n, class)| (n == name).then_some(class))
+    }
+
     /// The class name from the manifest.
     pub fn class_name(&self) -> String {
         wit_state::class_name()

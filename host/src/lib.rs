@@ -19,6 +19,7 @@ pub mod clock;
 pub mod config;
 pub mod data_dir;
 pub mod deadline;
+pub mod entry;
 pub mod failpoints;
 pub mod fd_budget;
 pub mod guest;

@@ -16,6 +16,7 @@ use crate::capabilities::sockets::{SocketEvent, SocketEvents, SocketHook, Socket
 use crate::clock::{SharedClock, SystemClock};
 use crate::config::Config;
 use crate::data_dir::DataDirLock;
+use crate::entry::{Entry, EntryLinks, LoadedEntry};
 use crate::guest::engine::{Engine, LoadKind, LoadedClass};
 use crate::id::{ObjectId, ObjectKey};
 use crate::metrics::Metrics;
@@ -46,6 +47,8 @@ pub struct Runtime {
     env: Arc<ObjectEnv>,
     /// Which object waits on which (cross-request call deadlocks).
     waits: WaitGraph,
+    /// The application's front door, if it has one.
+    pub entry: Option<Entry>,
     /// Held for the life of the runtime: no second host on this data dir.
     _lock: DataDirLock,
 }
@@ -73,10 +76,23 @@ pub enum CallError {
         method: String,
         known: String,
     },
+    /// The class's untyped entry point found no public method of that name
+    /// (its message lists them).
+    #[error("{0}")]
+    NoPublicMethod(String),
     #[error("{0}")]
     BadArguments(String),
     #[error(transparent)]
     Event(#[from] EventError),
+}
+
+/// What an RPC method answered.
+#[derive(Debug)]
+pub enum RpcValue {
+    /// A typed method's WIT value (none for a method without result).
+    Typed(Option<Val>),
+    /// An untyped method's JSON result.
+    Json(Value),
 }
 
 /// How a failed call looks to the calling guest.
@@ -85,13 +101,19 @@ impl From<CallError> for PeerError {
         let message = err.to_string();
         match err {
             CallError::UnknownClass { .. } => PeerError::UnknownClass(message),
-            CallError::UnknownMethod { .. } => PeerError::NotFound(message),
+            CallError::UnknownMethod { .. } | CallError::NoPublicMethod(_) => {
+                PeerError::NotFound(message)
+            }
             CallError::BadArguments(_) => PeerError::Invalid(message),
             CallError::Event(
                 EventError::Overloaded { .. }
                 | EventError::OverloadedBytes { .. }
                 | EventError::NoCapacity { .. },
             ) => PeerError::Overloaded(message),
+            CallError::Event(EventError::Guest {
+                failure: crate::guest::GuestFailure::Thrown { name, message },
+                ..
+            }) => PeerError::Thrown { name, message },
             CallError::Event(_) => PeerError::Failed(message),
         }
     }
@@ -109,8 +131,18 @@ impl Runtime {
             .with_context(|| format!("creating data dir {}", config.data_dir.display()))?;
         let lock = DataDirLock::take(&config.data_dir)?;
         install_storage_layers(&config)?;
-        let engine = Engine::new(&config.limits, &config.cache_dir, &config.classes)?;
+        let engine = Engine::new(
+            &config.limits,
+            &config.cache_dir,
+            &config.pooled_components(),
+            config.entry_slots(),
+        )?;
         let classes = load_classes(&engine, &config)?;
+        let entry = config
+            .entry
+            .as_ref()
+            .map(|e| LoadedEntry::load(&engine, e))
+            .transpose()?;
         let class_names: Vec<Arc<str>> = classes.values().map(|c| c.name.clone()).collect();
         let alarms =
             AlarmScheduler::open(&config.data_dir, &class_names, config.alarms, clock.clone())
@@ -124,6 +156,16 @@ impl Runtime {
         let metrics = Arc::new(Metrics::default());
         Ok(Arc::new_cyclic(|me| {
             let link = Arc::new(RuntimeLink(me.clone()));
+            let app_env = Arc::new(config.env.clone());
+            let entry = entry.map(|e| {
+                let links = EntryLinks {
+                    peers: link.clone(),
+                    env: app_env.clone(),
+                    clock: clock.clone(),
+                    dev: config.dev,
+                };
+                e.start(&config.limits, links)
+            });
             let env = Arc::new(ObjectEnv {
                 limits: config.limits.clone(),
                 data_dir: config.data_dir.clone(),
@@ -141,7 +183,7 @@ impl Runtime {
                         limits: connection_limits(&config.limits),
                     },
                 },
-                app_env: Arc::new(config.env.clone()),
+                app_env,
             });
             Runtime {
                 alarms,
@@ -153,6 +195,7 @@ impl Runtime {
                 metrics,
                 env,
                 waits: WaitGraph::default(),
+                entry,
                 _lock: lock,
             }
         }))
@@ -321,7 +364,8 @@ impl Runtime {
         m.render()
     }
 
-    /// Looks up an RPC method of a class.
+    /// Looks up an RPC method of a class: a typed one, else the class's
+    /// untyped entry point (`dohost:object/dynamic`), if it has one.
     pub fn method(
         &self,
         class: &str,
@@ -331,6 +375,7 @@ impl Runtime {
         let m = class_rt
             .rpc
             .get(method)
+            .or_else(|| class_rt.rpc.dynamic())
             .ok_or_else(|| CallError::UnknownMethod {
                 class: class.to_string(),
                 method: method.to_string(),
@@ -342,7 +387,8 @@ impl Runtime {
         Ok((class_rt, m))
     }
 
-    /// Calls an RPC method with JSON arguments (array or object).
+    /// Calls an RPC method with JSON arguments (array or object; an untyped
+    /// method takes an array).
     pub async fn call(
         &self,
         class: &str,
@@ -351,19 +397,38 @@ impl Runtime {
         method: &str,
         args: &Value,
         callers: CallChain,
-    ) -> Result<(Arc<RpcMethod>, Option<Val>), CallError> {
+    ) -> Result<RpcValue, CallError> {
         let (class_rt, m) = self.method(class, method)?;
-        let args = m
-            .decode_args(args)
-            .map_err(|e| CallError::BadArguments(e.0))?;
+        let args = if m.dynamic {
+            if !matches!(args, Value::Array(_) | Value::Null) {
+                return Err(CallError::BadArguments(format!(
+                    "{class}.{method} takes a JSON array of arguments, got {args}"
+                )));
+            }
+            rpc::dynamic::args(method, args)
+        } else {
+            m.decode_args(args)
+                .map_err(|e| CallError::BadArguments(e.0))?
+        };
         let (class_rt, m) = (class_rt.clone(), m.clone());
         let kind = EventKind::Rpc {
             method: m.clone(),
             args,
         };
-        match self.deliver(&class_rt, id, name, kind, callers).await? {
-            EventOutput::Value(v) => Ok((m, v)),
+        let value = match self.deliver(&class_rt, id, name, kind, callers).await? {
+            EventOutput::Value(v) => v,
             other => unreachable!("rpc answered {other:?}"),
+        };
+        if !m.dynamic {
+            return Ok(RpcValue::Typed(value));
+        }
+        match rpc::dynamic::answer(value.as_ref()) {
+            rpc::dynamic::Answer::Value(json) => Ok(RpcValue::Json(json)),
+            rpc::dynamic::Answer::NotFound(message) => Err(CallError::NoPublicMethod(message)),
+            // Thrown answers fail the event inside the actor.
+            rpc::dynamic::Answer::Thrown { name, message } => {
+                unreachable!("{name}: {message} reached the caller as a value")
+            }
         }
     }
 
@@ -471,15 +536,15 @@ impl Peers for RuntimeLink {
             let Callee { class, id, name } = target;
             let timeout = rt.config.limits.call_timeout;
             let call = rt.call(&class, id, name, &method, &args, chain);
+            let max = crate::config::limits::MAX_RPC_RESULT_BYTES;
+            let too_big = |e: String| PeerError::Failed(format!("{class}/{id} {method}: {e}"));
             match tokio::time::timeout(timeout, call).await {
-                Ok(Ok((_, value))) => match &value {
-                    Some(v) => rpc::json::encode_bounded(
-                        v,
-                        crate::config::limits::MAX_RPC_RESULT_BYTES,
-                    )
-                    .map_err(|e| PeerError::Failed(format!("{class}/{id} {method}: {e}"))),
+                Ok(Ok(RpcValue::Typed(value))) => match &value {
+                    Some(v) => rpc::json::encode_bounded(v, max).map_err(too_big),
                     None => Ok(Value::Null),
                 },
+                // Its size was checked as text (rpc::dynamic::answer).
+                Ok(Ok(RpcValue::Json(json))) => Ok(json),
                 Ok(Err(e)) => Err(e.into()),
                 Err(_) => Err(PeerError::Timeout(format!(
                     "timeout: {class}/{id} did not answer {method} within {timeout:?} (limits.call_timeout)"

@@ -15,7 +15,7 @@
 //
 // Built against world `dohost:object/object` (wit/).
 
-import { DurableObject, Response, WebSocketRequestResponsePair, exportObject } from '../../../guest-sdk/js/index.js';
+import { DurableObject, Response, WebSocketRequestResponsePair, exportDynamic, exportObject } from '../../../guest-sdk/js/index.js';
 
 /** Messages kept in history. */
 const HISTORY = 100;
@@ -103,3 +103,4 @@ export class JsChatRoom extends DurableObject {
 }
 
 export const handler = exportObject(JsChatRoom);
+export const dynamic = exportDynamic(JsChatRoom);

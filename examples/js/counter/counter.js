@@ -9,7 +9,7 @@
 //
 // Built against world `dohost:examples/counter-class` (examples/wit).
 
-import { DurableObject, Response, exportObject, exportRpc, s64 } from '../../../guest-sdk/js/index.js';
+import { DurableObject, Response, exportDynamic, exportObject, exportRpc, s64 } from '../../../guest-sdk/js/index.js';
 
 const INTEGER = /^[+-]?\d+$/;
 const I64_MIN = -(2n ** 63n);
@@ -89,3 +89,5 @@ export class JsCounter extends DurableObject {
 
 export const handler = exportObject(JsCounter);
 export const counter = exportRpc(JsCounter, ['increment', 'get']);
+// Every other public method (`add`, `value`) is untyped RPC.
+export const dynamic = exportDynamic(JsCounter);

@@ -70,6 +70,8 @@ def _from_err(value: Any) -> DohostError:
         name = type(value).__name__.rpartition("_")[2]
         kind = "".join(f"-{c.lower()}" if c.isupper() else c for c in name).lstrip("-")
     message = getattr(value, "value", None)
+    if kind == "thrown" and message is not None:  # the callee's exception: name and message
+        return DohostError(f"{message.name}: {message.message}", kind)
     return DohostError(message if isinstance(message, str) else kind, kind)
 
 

@@ -18,4 +18,13 @@ impl env::Host for &mut EnvCtx {
     fn names(&mut self) -> wasmtime::Result<Vec<String>> {
         Ok(self.env.names())
     }
+
+    fn bindings(&mut self) -> wasmtime::Result<Vec<(String, String)>> {
+        Ok(self
+            .env
+            .bindings
+            .iter()
+            .map(|(name, class)| (name.clone(), class.clone()))
+            .collect())
+    }
 }

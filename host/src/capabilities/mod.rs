@@ -104,3 +104,43 @@ pub fn add_to_linker<T: Capabilities>(linker: &mut Linker<T>) -> anyhow::Result<
     wire(wit::env::add_to_linker::<T, Env>(linker, T::env), "env")?;
     Ok(())
 }
+
+/// What an entry worker's store lends its dohost imports: stubs to objects
+/// and the env (no storage, sockets or identity: an entry is stateless).
+pub trait EntryCapabilities: Send + 'static {
+    fn namespaces(&mut self) -> &mut namespaces::NamespacesCtx;
+    fn env(&mut self) -> &mut env::EnvCtx;
+}
+
+/// `dohost:object/types` for an entry: its types only (it has no storage, so
+/// no storage error ever needs converting).
+struct NoStorage;
+impl HasData for NoStorage {
+    type Data<'a> = NoStorage;
+}
+
+impl wit::types::Host for NoStorage {
+    fn convert_storage_error(
+        &mut self,
+        err: crate::bindings::StorageFailure,
+    ) -> wasmtime::Result<wit::types::StorageError> {
+        Err(err)
+    }
+}
+
+/// Adds the dohost imports an entry may use (`types`, `env`, `namespaces`).
+pub fn add_entry_imports<T: EntryCapabilities>(linker: &mut Linker<T>) -> anyhow::Result<()> {
+    fn wire(r: wasmtime::Result<()>, what: &str) -> anyhow::Result<()> {
+        r.map_err(|e| anyhow!("linking dohost:object/{what} for the entry: {e}"))
+    }
+    wire(
+        wit::types::add_to_linker::<T, NoStorage>(linker, |_| NoStorage),
+        "types",
+    )?;
+    wire(
+        wit::namespaces::add_to_linker::<T, Namespaces>(linker, T::namespaces),
+        "namespaces",
+    )?;
+    wire(wit::env::add_to_linker::<T, Env>(linker, T::env), "env")?;
+    Ok(())
+}

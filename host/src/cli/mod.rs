@@ -165,8 +165,12 @@ pub fn main() -> anyhow::Result<()> {
 
 /// `dohost check`: every class compiles (or loads from the cache) and links.
 fn check(config: &Config) -> anyhow::Result<()> {
-    let engine =
-        crate::guest::engine::Engine::new(&config.limits, &config.cache_dir, &config.classes)?;
+    let engine = crate::guest::engine::Engine::new(
+        &config.limits,
+        &config.cache_dir,
+        &config.pooled_components(),
+        config.entry_slots(),
+    )?;
     for class in &config.classes {
         let loaded = engine.load_class(class)?;
         println!(
@@ -183,6 +187,10 @@ fn check(config: &Config) -> anyhow::Result<()> {
         );
     }
     println!("{} classes OK", config.classes.len());
+    if let Some(entry) = &config.entry {
+        crate::entry::LoadedEntry::load(&engine, entry)?;
+        println!("entry {} OK", entry.component.display());
+    }
     Ok(())
 }
 

@@ -40,6 +40,8 @@ impl std::fmt::Debug for Secret {
 pub struct AppEnv {
     pub vars: BTreeMap<String, String>,
     pub secrets: BTreeMap<String, Secret>,
+    /// `[bindings]`: binding name → the class it names (`COUNTER = "Counter"`).
+    pub bindings: BTreeMap<String, String>,
 }
 
 impl AppEnv {
@@ -87,6 +89,7 @@ pub(super) fn read(
     let mut env = AppEnv {
         vars: vars.clone(),
         secrets: BTreeMap::new(),
+        bindings: BTreeMap::new(),
     };
     for (name, raw) in secrets {
         let key = format!("secrets.{name}");
@@ -105,6 +108,36 @@ pub(super) fn read(
         env.secrets.insert(name.clone(), Secret(value));
     }
     Ok(env)
+}
+
+/// Validates `[bindings]` against the served `classes` and the names of the
+/// vars and secrets already in `env`.
+pub(super) fn bind(
+    env: &mut AppEnv,
+    bindings: &BTreeMap<String, String>,
+    classes: &[&str],
+) -> Result<(), (String, String)> {
+    for (name, class) in bindings {
+        let key = format!("bindings.{name}");
+        check_name(name).map_err(|e| (key.clone(), e))?;
+        if env.get(name).is_some() {
+            return Err((
+                key,
+                format!("{name} is also a var or secret: a name of env is one of them only"),
+            ));
+        }
+        if !classes.contains(&class.as_str()) {
+            return Err((
+                key,
+                format!(
+                    "no class {class:?} to bind; the classes are {}",
+                    classes.join(", ")
+                ),
+            ));
+        }
+        env.bindings.insert(name.clone(), class.clone());
+    }
+    Ok(())
 }
 
 fn check_name(name: &str) -> Result<(), String> {

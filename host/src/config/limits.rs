@@ -31,6 +31,10 @@ pub const DEFAULT_RETRY_BASE: Duration = Duration::from_secs(2);
 /// Default number of retries before an alarm is given up.
 pub const DEFAULT_MAX_RETRIES: u32 = 6;
 /// How long an event waits for an active slot before it is refused (503).
+/// Entry instances that may run at once.
+pub const DEFAULT_MAX_ENTRY_INSTANCES: usize = 64;
+/// The largest response body an entry may answer (it is buffered).
+pub const MAX_ENTRY_RESPONSE_BYTES: usize = 32 * 1024 * 1024;
 pub const DEFAULT_ACTIVATION_WAIT: Duration = Duration::from_secs(10);
 /// Seconds a client is told to wait (`Retry-After`) when an object is overloaded.
 pub const RETRY_AFTER_SECS: u32 = 1;

@@ -66,6 +66,18 @@ struct RawManifest {
     vars: BTreeMap<String, String>,
     #[serde(default)]
     secrets: BTreeMap<String, env::RawSecret>,
+    #[serde(default)]
+    bindings: BTreeMap<String, String>,
+    entry: Option<RawEntry>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEntry {
+    component: PathBuf,
+    expose_objects: Option<bool>,
+    #[serde(default)]
+    allow: Vec<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -89,6 +101,7 @@ struct RawLimits {
     max_ws_send_queue_bytes: Option<usize>,
     ws_write_timeout: Option<String>,
     activation_wait: Option<String>,
+    max_entry_instances: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -153,6 +166,8 @@ pub struct Limits {
     pub ws_write_timeout: Duration,
     /// How long an event waits for an active slot before it is refused.
     pub activation_wait: Duration,
+    /// Entry instances (requests in the entry) at once.
+    pub max_entry_instances: usize,
 }
 
 impl Default for Limits {
@@ -176,6 +191,7 @@ impl Default for Limits {
             max_ws_send_queue_bytes: limits::DEFAULT_WS_SEND_QUEUE_BYTES,
             ws_write_timeout: limits::DEFAULT_WS_WRITE_TIMEOUT,
             activation_wait: limits::DEFAULT_ACTIVATION_WAIT,
+            max_entry_instances: limits::DEFAULT_MAX_ENTRY_INSTANCES,
         }
     }
 }
@@ -185,6 +201,17 @@ impl Default for Limits {
 pub struct ClassConfig {
     pub name: String,
     pub component: PathBuf,
+}
+
+/// The application's entry worker (`[entry]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EntryConfig {
+    /// A `wasi:http/proxy` component.
+    pub component: PathBuf,
+    /// Serve `/obj/…` and `/rpc/…` directly too (otherwise they reach the entry).
+    pub expose_objects: bool,
+    /// Where the entry may send HTTP requests: `host:port` or `host`.
+    pub allow: Vec<String>,
 }
 
 /// A validated manifest.
@@ -205,8 +232,32 @@ pub struct Config {
     /// The bearer token the admin surface requires (`DOHOST_ADMIN_TOKEN`;
     /// not in the manifest: it is a secret).
     pub admin_token: Option<String>,
-    /// `[vars]` and `[secrets]`: every object's `env`.
+    /// `[vars]`, `[secrets]` and `[bindings]`: every object's and the entry's `env`.
     pub env: AppEnv,
+    /// The entry worker, if the application has one.
+    pub entry: Option<EntryConfig>,
+}
+
+impl Config {
+    /// The components the instance pool is sized for: every class, and the
+    /// entry (named `entry`), if any.
+    pub fn pooled_components(&self) -> Vec<ClassConfig> {
+        let mut all = self.classes.clone();
+        if let Some(entry) = &self.entry {
+            all.push(ClassConfig {
+                name: "entry".into(),
+                component: entry.component.clone(),
+            });
+        }
+        all
+    }
+
+    /// Pool slots the entry needs besides the objects' (`max_active`).
+    pub fn entry_slots(&self) -> usize {
+        self.entry
+            .as_ref()
+            .map_or(0, |_| self.limits.max_entry_instances)
+    }
 }
 
 /// Command-line values that override the manifest.
@@ -339,8 +390,12 @@ impl Config {
         let alarms = check.alarms(&raw.alarms)?;
         let classes = check.classes(&raw.classes, base)?;
         check.migrations(&raw.migrations, &raw.classes)?;
-        let env = env::read(&raw.vars, &raw.secrets, base, |var| std::env::var(var).ok())
+        let mut env = env::read(&raw.vars, &raw.secrets, base, |var| std::env::var(var).ok())
             .map_err(|(key, message)| check.invalid(&key, message))?;
+        let class_names: Vec<&str> = classes.iter().map(|c| c.name.as_str()).collect();
+        env::bind(&mut env, &raw.bindings, &class_names)
+            .map_err(|(key, message)| check.invalid(&key, message))?;
+        let entry = raw.entry.as_ref().map(|e| check.entry(e, base)).transpose()?;
         Ok(Config {
             listen,
             admin_listen,
@@ -352,6 +407,7 @@ impl Config {
             dev: overrides.dev || raw.dev.unwrap_or(false),
             admin_token: None,
             env,
+            entry,
         })
     }
 }
@@ -472,6 +528,7 @@ impl Check<'_> {
             max_ws_send_queue_bytes: positive!(max_ws_send_queue_bytes),
             ws_write_timeout: duration!(ws_write_timeout),
             activation_wait: duration!(activation_wait),
+            max_entry_instances: positive!(max_entry_instances),
         };
         if limits.max_ws_send_queue_bytes < limits.max_ws_message_bytes {
             return Err(self.invalid(
@@ -527,6 +584,36 @@ impl Check<'_> {
             });
         }
         Ok(classes)
+    }
+
+    fn entry(&self, raw: &RawEntry, base: &Path) -> Result<EntryConfig, ConfigError> {
+        let component = base.join(&raw.component);
+        if !component.is_file() {
+            return Err(self.invalid(
+                "entry.component",
+                format!(
+                    "component file {} not found (build it with `make build`)",
+                    component.display()
+                ),
+            ));
+        }
+        for (i, a) in raw.allow.iter().enumerate() {
+            let valid = a == "*"
+                || (!a.is_empty()
+                    && !a.contains('/')
+                    && a.rsplit_once(':').is_none_or(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok()));
+            if !valid {
+                return Err(self.invalid(
+                    &format!("entry.allow[{i}]"),
+                    format!("{a:?} is not a host or host:port (like \"api.example.com:443\")"),
+                ));
+            }
+        }
+        Ok(EntryConfig {
+            component,
+            expose_objects: raw.expose_objects.unwrap_or(false),
+            allow: raw.allow.clone(),
+        })
     }
 
     /// Every class is created by exactly one supported migration.

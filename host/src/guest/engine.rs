@@ -78,13 +78,16 @@ pub fn largest_footprint(classes: &[ClassConfig]) -> Footprint {
 
 impl Engine {
     /// Creates the engine, its pool sized so that `limits.max_active`
-    /// instances of the largest of `classes` fit, and starts its epoch ticker.
+    /// instances (plus `extra_slots`: the entry's) of the largest of
+    /// `components` fit, and starts its epoch ticker.
     pub fn new(
         limits: &Limits,
         cache_dir: &Path,
-        classes: &[ClassConfig],
+        components: &[ClassConfig],
+        extra_slots: usize,
     ) -> anyhow::Result<Engine> {
-        let slots = u32::try_from(limits.max_active)
+        let classes = components;
+        let slots = u32::try_from(limits.max_active.saturating_add(extra_slots))
             .unwrap_or(u32::MAX / 64)
             .saturating_add(SPARE_SLOTS);
         let per = largest_footprint(classes);
@@ -141,6 +144,11 @@ impl Engine {
         &self.engine
     }
 
+    /// The CPU-limit clock, for instances the engine does not load itself.
+    pub fn ticker(&self) -> Arc<EpochTicker> {
+        self.ticker.clone()
+    }
+
     /// Compiles (or loads from the cache) and pre-links a class's component.
     pub fn load_class(&self, class: &ClassConfig) -> anyhow::Result<LoadedClass> {
         let started = Instant::now();
@@ -192,7 +200,7 @@ impl Engine {
 
     /// A compiled component for `bytes`, from the cache when its key matches
     /// (component bytes, wasmtime version and engine configuration).
-    fn compile_cached(&self, bytes: &[u8]) -> anyhow::Result<(Component, LoadKind)> {
+    pub(crate) fn compile_cached(&self, bytes: &[u8]) -> anyhow::Result<(Component, LoadKind)> {
         let mut engine_hash = std::collections::hash_map::DefaultHasher::new();
         self.engine
             .precompile_compatibility_hash()

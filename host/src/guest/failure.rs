@@ -20,6 +20,9 @@ pub enum GuestFailure {
     Storage(String),
     #[error("constructor failed: {0}")]
     Init(String),
+    /// An untyped RPC method threw (its event is rolled back like a trap's).
+    #[error("threw {name}: {message}")]
+    Thrown { name: String, message: String },
 }
 
 impl GuestFailure {

@@ -273,7 +273,16 @@ impl ObjectInstance {
         )
         .await;
         self.finish(result)?;
-        Ok(results.pop())
+        let result = results.pop();
+        if method.dynamic {
+            // A throw is a failure of the event: rolled back, instance reset.
+            if let crate::rpc::dynamic::Answer::Thrown { name, message } =
+                crate::rpc::dynamic::answer(result.as_ref())
+            {
+                return Err(GuestFailure::Thrown { name, message });
+            }
+        }
+        Ok(result)
     }
 
     /// Runs the alarm handler.

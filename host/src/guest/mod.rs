@@ -7,7 +7,7 @@ pub mod engine;
 mod failure;
 pub mod footprint;
 pub mod instance;
-mod limiter;
+pub mod limiter;
 pub mod log;
 mod state;
 

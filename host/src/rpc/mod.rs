@@ -3,6 +3,7 @@
 //! called with arguments decoded from JSON by their WIT types, so any guest
 //! language gets typed RPC for free.
 
+pub mod dynamic;
 pub mod json;
 pub mod types;
 
@@ -28,6 +29,9 @@ pub struct RpcMethod {
     pub index: ComponentExportIndex,
     pub params: Vec<(String, WitType)>,
     pub result: Option<WitType>,
+    /// The `call` of `dohost:object/dynamic`: arguments and result are JSON
+    /// text, and an exception comes back as a `thrown` error.
+    pub dynamic: bool,
 }
 
 /// Why arguments do not fit a method.
@@ -113,6 +117,9 @@ pub struct RpcMethods {
     methods: BTreeMap<String, Arc<RpcMethod>>,
     /// Exported functions that cannot be called over JSON, with the reason.
     skipped: Vec<(String, String)>,
+    /// Untyped RPC (`dohost:object/dynamic`), if the class exports it: any
+    /// method not found above is tried there.
+    dynamic: Option<Arc<RpcMethod>>,
 }
 
 impl RpcMethods {
@@ -142,6 +149,10 @@ impl RpcMethods {
                     let Some(inst_index) = component.get_export_index(None, export) else {
                         continue;
                     };
+                    if unversioned == dynamic::INTERFACE {
+                        found.add_dynamic(component, &inst_index);
+                        continue;
+                    }
                     for (name, item) in inst.exports(engine) {
                         if let ComponentItem::ComponentFunc(f) = item.ty {
                             let index = component.get_export_index(Some(&inst_index), name);
@@ -201,9 +212,30 @@ impl RpcMethods {
                 index,
                 params,
                 result,
+                dynamic: false,
             }),
         );
         Ok(())
+    }
+
+    fn add_dynamic(&mut self, component: &Component, instance: &ComponentExportIndex) {
+        let Some(index) = component.get_export_index(Some(instance), "call") else {
+            return;
+        };
+        let text = || WitType::String;
+        self.dynamic = Some(Arc::new(RpcMethod {
+            name: "call".into(),
+            interface: Some(dynamic::INTERFACE.into()),
+            index,
+            params: vec![("method".into(), text()), ("args-json".into(), text())],
+            result: Some(text()),
+            dynamic: true,
+        }));
+    }
+
+    /// The untyped RPC entry point, if the class has one.
+    pub fn dynamic(&self) -> Option<&Arc<RpcMethod>> {
+        self.dynamic.as_ref()
     }
 
     pub fn get(&self, name: &str) -> Option<&Arc<RpcMethod>> {
@@ -219,6 +251,8 @@ impl RpcMethods {
         json!({
             "class": class,
             "methods": self.methods.values().map(|m| m.describe()).collect::<Vec<_>>(),
+            // Untyped: every public method of the class, with JSON arguments.
+            "dynamic": self.dynamic.is_some(),
             "unsupported": self.skipped.iter().map(|(n, why)| json!({"name": n, "reason": why})).collect::<Vec<_>>(),
         })
     }

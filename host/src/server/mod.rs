@@ -19,6 +19,7 @@
 #![allow(clippy::result_large_err)]
 
 mod admission;
+mod entry;
 mod objects;
 mod responses;
 pub mod routes;
@@ -119,7 +120,7 @@ pub async fn serve(
     });
     tokio::pin!(shutdown);
     loop {
-        let (stream, _peer) = tokio::select! {
+        let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(conn) => conn,
                 Err(e) => {
@@ -139,7 +140,7 @@ pub async fn serve(
         let front = front.clone();
         let service = hyper::service::service_fn(move |req| {
             let (front, permit) = (front.clone(), permit.clone());
-            async move { Ok::<_, std::convert::Infallible>(route(&front, req, permit).await) }
+            async move { Ok::<_, std::convert::Infallible>(route(&front, req, permit, peer).await) }
         });
         let conn = http
             .serve_connection(TokioIo::new(stream), service)
@@ -174,8 +175,24 @@ async fn route(
     front: &Front,
     req: hyper::Request<Incoming>,
     connection: admission::ConnectionPermit,
+    peer: SocketAddr,
 ) -> HttpResponse {
     let runtime = &front.runtime;
+    // With an entry, it answers everything but the admin surface (and, with
+    // `expose_objects`, the object routes).
+    if let Some(entry) = &runtime.entry {
+        let expose = runtime.config.entry.as_ref().is_some_and(|e| e.expose_objects);
+        let for_entry = match routes::parse(req.uri().path()) {
+            Ok(route) => !route.is_admin() && !expose,
+            Err(_) => !req.uri().path().starts_with("/_dohost/"),
+        };
+        if for_entry {
+            if let Some(refused) = front.surface.refuse(false) {
+                return refused;
+            }
+            return entry::entry_route(front, entry, req, peer).await;
+        }
+    }
     if req.headers().len() > MAX_HEADERS {
         return error_response(
             StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,

@@ -10,7 +10,7 @@ use crate::config::limits::{MAX_RPC_ARGS_BYTES, MAX_RPC_RESULT_BYTES};
 use crate::guest::engine::LoadedClass;
 use crate::object::EventOutput;
 use crate::rpc;
-use crate::runtime::{CallError, Runtime};
+use crate::runtime::{CallError, RpcValue, Runtime};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
@@ -90,7 +90,7 @@ pub(super) async fn object_route(
     let headers = header_pairs(req.headers());
     let on_upgrade = ws_key.as_ref().map(|_| hyper::upgrade::on(&mut req));
     let limit = runtime.config.limits.max_body_bytes;
-    let (body, _held) = match read_body(front, req, limit, "limits.max_body_bytes").await {
+    let (body, _held) = match read_body(front, req.into_body(), limit, "limits.max_body_bytes").await {
         Ok(body) => body,
         Err(res) => return res,
     };
@@ -164,9 +164,9 @@ fn switching_protocols(mut res: HttpResponse, ws_key: &str) -> HttpResponse {
 /// error), holding its bytes against `limits.max_inflight_bytes` until the
 /// returned permit drops. A declared length over the limit is refused before
 /// anything is read.
-async fn read_body(
+pub(super) async fn read_body(
     front: &Front,
-    req: hyper::Request<Incoming>,
+    body: Incoming,
     limit: usize,
     key: &str,
 ) -> Result<(Bytes, BodyPermit), HttpResponse> {
@@ -178,7 +178,7 @@ async fn read_body(
     };
     // The declared length (or none at all); a chunked body may be as large
     // as the limit.
-    let declared = hyper::body::Body::size_hint(req.body()).exact();
+    let declared = hyper::body::Body::size_hint(&body).exact();
     if declared.is_some_and(|n| n > limit as u64) {
         return Err(too_large());
     }
@@ -193,7 +193,7 @@ async fn read_body(
         .request_read_timeout
         .unwrap_or(REQUEST_READ_TIMEOUT);
     let collected =
-        tokio::time::timeout(timeout, Limited::new(req.into_body(), limit).collect()).await;
+        tokio::time::timeout(timeout, Limited::new(body, limit).collect()).await;
     let Ok(collected) = collected else {
         return Err(error_response(
             StatusCode::REQUEST_TIMEOUT,
@@ -232,7 +232,7 @@ pub(super) async fn rpc_route(
         );
     }
     let limit = MAX_RPC_ARGS_BYTES.min(runtime.config.limits.max_body_bytes);
-    let (body, _held) = match read_body(front, req, limit, "the RPC argument limit").await {
+    let (body, _held) = match read_body(front, req.into_body(), limit, "the RPC argument limit").await {
         Ok(body) => body,
         Err(res) => return res,
     };
@@ -253,11 +253,12 @@ pub(super) async fn rpc_route(
         .call(class_name, id, name, method, &args, Default::default())
         .await
     {
-        Ok((_, value)) => rpc_result(&value),
+        Ok(RpcValue::Typed(value)) => rpc_result(&value),
+        Ok(RpcValue::Json(json)) => json_response(StatusCode::OK, &json),
         Err(e @ CallError::UnknownClass { .. }) => {
             error_response(StatusCode::NOT_FOUND, e.to_string())
         }
-        Err(e @ CallError::UnknownMethod { .. }) => {
+        Err(e @ (CallError::UnknownMethod { .. } | CallError::NoPublicMethod(_))) => {
             error_response(StatusCode::NOT_FOUND, e.to_string())
         }
         Err(e @ CallError::BadArguments(_)) => {

@@ -36,6 +36,18 @@ impl NamespacesCtx {
         }
     }
 
+    /// The namespaces of an entry worker: it is not an object, so its calls
+    /// start a chain instead of extending one.
+    pub fn for_entry(peers: Arc<dyn Peers>, deadline: Deadline) -> NamespacesCtx {
+        NamespacesCtx {
+            peers,
+            chain: Arc::default(),
+            known_names: HashMap::new(),
+            known_name_bytes: 0,
+            deadline,
+        }
+    }
+
     /// A new event starts: its waiting callers, then this object.
     pub fn begin_event(&mut self, callers: &[ChainLink]) {
         if callers.is_empty() && self.chain.len() == 1 {
@@ -165,6 +177,9 @@ impl namespaces::Host for &mut NamespacesCtx {
             PeerError::NotFound(m) => CallError::NotFound(m),
             PeerError::Invalid(m) => CallError::Invalid(m),
             PeerError::Failed(m) => CallError::Failed(m),
+            PeerError::Thrown { name, message } => {
+                CallError::Thrown(namespaces::ThrownError { name, message })
+            }
         })
     }
 }

@@ -65,6 +65,9 @@ pub enum PeerError {
     /// The callee failed (trapped, aborted, storage) or the host is stopping.
     #[error("{0}")]
     Failed(String),
+    /// The callee's untyped method threw (its event was rolled back).
+    #[error("{name}: {message}")]
+    Thrown { name: String, message: String },
 }
 
 /// Fails if calling (class, id) from `chain` would form a cycle.

@@ -1,0 +1,268 @@
+//! The entry worker: an application's front door (`[entry]`), with bindings
+//! to objects (`[bindings]`), untyped RPC into JavaScript classes, the
+//! client's address, egress only where the policy allows, and failures that
+//! are precise and stay with their request.
+
+use dohost_tests::{guest, polyglot, Launch, TestHost};
+use std::path::PathBuf;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+fn classes() -> Vec<(&'static str, PathBuf)> {
+    vec![
+        ("Counter", guest("counter")),
+        ("JsCounter", polyglot("js_counter")),
+        ("HelloCounter", polyglot("js_hello_counter")),
+    ]
+}
+
+fn entry_manifest(entry: &str, rest: &str) -> String {
+    format!(
+        "[entry]\ncomponent = {:?}\n{rest}\n\
+         [bindings]\nJS = \"JsCounter\"\nCOUNTER = \"HelloCounter\"\n",
+        polyglot(entry)
+    )
+}
+
+async fn start(entry: &str, rest: &str, extra: &str) -> TestHost {
+    TestHost::launch_with(Launch {
+        classes: classes(),
+        extra: format!("{extra}\n{}", entry_manifest(entry, rest)),
+        ..Launch::default()
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_hello_app_counts_across_requests_and_restarts() {
+    let mut host = start("js_hello_entry", "", "").await;
+    for n in 1..=3 {
+        let reply = host.get("/").await;
+        assert_eq!((reply.status, reply.body.as_str()), (200, &*format!("Count: {n}")));
+    }
+    // Without expose_objects the direct routes are the entry's to answer.
+    for path in ["/obj/HelloCounter/global/", "/rpc/HelloCounter"] {
+        let reply = host.get(path).await;
+        assert_eq!((reply.status, reply.body.as_str()), (404, "not found"), "{path}");
+    }
+    assert_eq!(host.get("/_dohost/health").await.body, "ok\n");
+    host.restart().await;
+    assert_eq!(host.get("/").await.body, "Count: 4");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_entry_calls_objects_by_binding_and_sees_the_client() {
+    let host = start("js_test_entry", "", "[vars]\nGREETING = \"hi\"").await;
+    assert_eq!(host.get("/env").await.body, "COUNTER,GREETING,JS");
+    assert_eq!(host.get("/").await.body, "Count: 1");
+    // The client's address, as the host saw it; a forwarded chain is extended.
+    assert_eq!(host.get("/whoami").await.body, "127.0.0.1|127.0.0.1");
+    let forwarded = host
+        .client
+        .get(format!("{}/whoami", host.url))
+        .header("cf-connecting-ip", "6.6.6.6")
+        .header("x-forwarded-for", "10.0.0.1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        forwarded.text().await.unwrap(),
+        "127.0.0.1|10.0.0.1, 127.0.0.1"
+    );
+    // Method, query, body, status and headers pass both ways.
+    let echo = host.post("/echo?x=1", "payload").await;
+    assert_eq!((echo.status, echo.body.as_str()), (201, "POST /echo?x=1 payload"));
+    assert_eq!(echo.headers["x-entry"], "yes");
+    // Untyped RPC into a JavaScript class (its public method `add`).
+    assert_eq!(host.get("/add?name=a&by=5").await.body, "5");
+    assert_eq!(host.get("/add?name=a&by=7").await.body, "12");
+    // A callee's exception reaches the caller with its name and message...
+    let thrown = host.get("/add?name=a&by=%22x%22").await;
+    assert_eq!(thrown.status, 409, "{}", thrown.body);
+    assert!(thrown.body.starts_with("SyntaxError|thrown|"), "{}", thrown.body);
+    // ...and its event is rolled back: the overflow's write is undone.
+    let overflow = host.get("/add?name=a&by=9223372036854775807").await;
+    assert!(
+        overflow.body.starts_with("RangeError|thrown|counter overflow"),
+        "{}",
+        overflow.body
+    );
+    assert_eq!(host.get("/add?name=a&by=0").await.body, "12");
+    // A stub's fetch reaches the object's fetch handler.
+    assert_eq!(
+        host.get("/object-fetch?name=a").await.body,
+        "object said 200 12"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn entry_failures_are_precise_and_stay_with_their_request() {
+    let limits = "[limits]\ncpu_per_event = \"1s\"\nmemory_per_instance_mib = 96";
+    let host = start("js_test_entry", "", limits).await;
+    let thrown = host.get("/throw").await;
+    assert_eq!(thrown.status, 500);
+    assert!(
+        thrown.body.contains("the entry threw RangeError: thrown on purpose"),
+        "{}",
+        thrown.body
+    );
+    // A runaway entry is stopped at the CPU limit; the others go on meanwhile.
+    let looping = host.get("/loop");
+    let others = async {
+        for _ in 0..3 {
+            assert_eq!(host.get("/whoami").await.status, 200);
+        }
+    };
+    let (looped, ()) = tokio::join!(looping, others);
+    assert_eq!(looped.status, 504, "{}", looped.body);
+    assert!(looped.body.contains("CPU limit of 1s"), "{}", looped.body);
+    let memory = host.get("/memory").await;
+    assert_eq!(memory.status, 500, "{}", memory.body);
+    assert!(
+        memory.body.contains("memory limit of 96 MiB"),
+        "{}",
+        memory.body
+    );
+    assert_eq!(host.get("/").await.body, "Count: 1");
+}
+
+/// A loopback HTTP server answering every request with `body`; returns its port.
+async fn upstream(body: &'static str) -> u16 {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut conn, _)) = listener.accept().await else {
+                return;
+            };
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match conn.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let reply = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = conn.write_all(reply.as_bytes()).await;
+            });
+        }
+    });
+    port
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn egress_goes_only_where_the_policy_allows() {
+    let allowed = upstream("hello from upstream").await;
+    let denied = upstream("must not be reached").await;
+    let policy = format!("allow = [\"127.0.0.1:{allowed}\"]\nexpose_objects = true");
+    let host = start("js_test_entry", &policy, "").await;
+    let ok = host
+        .get(&format!("/egress?url=http://127.0.0.1:{allowed}/x"))
+        .await;
+    assert_eq!(
+        (ok.status, ok.body.as_str()),
+        (200, "upstream 200 hello from upstream")
+    );
+    let refused = host
+        .get(&format!("/egress?url=http://127.0.0.1:{denied}/x"))
+        .await;
+    assert_eq!(refused.status, 502, "{}", refused.body);
+    assert!(refused.body.starts_with("fetch failed: TypeError"), "{}", refused.body);
+    let logged = host.log_containing("egress denied").await;
+    assert!(
+        logged.contains(&format!("127.0.0.1:{denied}")) && logged.contains("[entry] allow"),
+        "{logged}"
+    );
+    // expose_objects: the direct routes stay beside the entry.
+    let (status, value) = host.rpc("JsCounter", "e", "add", serde_json::json!([3])).await;
+    assert_eq!((status, value), (200, serde_json::json!(3)));
+    assert_eq!(host.get("/obj/JsCounter/e/").await.body, "3");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn javascript_public_methods_are_rpc_methods() {
+    let host = TestHost::start_with(&classes(), "").await;
+    // Untyped: any public method, JSON arguments.
+    let (status, value) = host.rpc("JsCounter", "d", "add", serde_json::json!([5])).await;
+    assert_eq!((status, value), (200, serde_json::json!(5)));
+    let (status, value) = host.rpc("JsCounter", "d", "value", serde_json::json!([])).await;
+    assert_eq!((status, value), (200, serde_json::json!(5)));
+    // Typed methods (the WIT interface) still take precedence.
+    let (status, value) = host
+        .rpc("JsCounter", "d", "increment", serde_json::json!({"by": 2}))
+        .await;
+    assert_eq!((status, value), (200, serde_json::json!(7)));
+    // An unknown method names the public ones.
+    let (status, value) = host.rpc("JsCounter", "d", "nope", serde_json::json!([])).await;
+    assert_eq!(status, 404, "{value}");
+    let message = value["error"].as_str().unwrap();
+    assert!(message.contains("add, get, increment, value"), "{message}");
+    // An exception rolls the call back and says what was thrown.
+    let (status, value) = host.rpc("JsCounter", "d", "add", serde_json::json!(["x"])).await;
+    assert_eq!(status, 500, "{value}");
+    assert!(
+        value["error"].as_str().unwrap().contains("threw SyntaxError"),
+        "{value}"
+    );
+    let (_, value) = host.rpc("JsCounter", "d", "value", serde_json::json!([])).await;
+    assert_eq!(value, serde_json::json!(7));
+    // Arguments of an untyped method are an array.
+    let (status, _) = host
+        .rpc("JsCounter", "d", "add", serde_json::json!({"by": 1}))
+        .await;
+    assert_eq!(status, 400);
+    let described = host.get("/rpc/JsCounter").await.json();
+    assert_eq!(described["dynamic"], true);
+    // The hello Counter: `increment()` with no arguments, as on Cloudflare.
+    let (_, value) = host
+        .rpc("HelloCounter", "h", "increment", serde_json::json!([]))
+        .await;
+    assert_eq!(value, serde_json::json!(1));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_bad_entry_or_binding_stops_start_up_with_its_key() {
+    let cases = [
+        (
+            entry_manifest("js_test_entry", "").replace("\"JsCounter\"", "\"Nope\""),
+            "bindings.JS: no class \"Nope\" to bind; the classes are Counter, HelloCounter, JsCounter",
+        ),
+        (
+            "[entry]\ncomponent = \"missing.wasm\"\n".to_string(),
+            "entry.component: component file",
+        ),
+        (
+            "[vars]\nJS = \"x\"\n[bindings]\nJS = \"JsCounter\"\n".to_string(),
+            "bindings.JS: JS is also a var or secret",
+        ),
+        (
+            entry_manifest("js_test_entry", "allow = [\"http://x/\"]"),
+            "entry.allow[0]: \"http://x/\" is not a host or host:port",
+        ),
+    ];
+    for (extra, expected) in cases {
+        let (code, stderr) = TestHost::launch_failing(Launch {
+            classes: classes(),
+            extra,
+            ..Launch::default()
+        })
+        .await;
+        assert_ne!(code, Some(0));
+        assert!(stderr.contains(expected), "expected {expected:?} in:\n{stderr}");
+    }
+    // A component that is not an entry says what it must export.
+    let (_, stderr) = TestHost::launch_failing(Launch {
+        classes: classes(),
+        extra: format!("[entry]\ncomponent = {:?}\n", guest("counter")),
+        ..Launch::default()
+    })
+    .await;
+    assert!(
+        stderr.contains("entry:") && stderr.contains("wasi:http"),
+        "{stderr}"
+    );
+}

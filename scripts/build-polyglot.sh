@@ -70,6 +70,6 @@ js "$OUT/js_hello_counter.wasm" examples/js/hello/counter.js wit dynamic-object
 entry "$OUT/js_hello_entry.wasm" examples/js/hello/worker.js
 entry "$OUT/js_test_entry.wasm" tests/fixtures/entry-js/worker.js
 js "$OUT/js_sdk_probe.wasm" tests/fixtures/sdk-probe-js/probe.js wit object
-py "$OUT/py_counter.wasm" examples/python/counter examples/wit counter-class
+py "$OUT/py_counter.wasm" examples/python/counter examples/wit counter-class-dynamic
 py "$OUT/py_chat.wasm" examples/python/chat wit object
 py "$OUT/py_sdk_probe.wasm" tests/fixtures/sdk-probe-py wit object

@@ -5,10 +5,11 @@
 //! WebSocket clients; measures instantiation in-process with the same engine
 //! configuration. Numbers vary ±30 % run to run on a shared 2-core VM: compare
 //! within one run. `BENCH_SECS` sets the length of each HTTP scenario (5 s);
-//! `bench [http|ws|alarms|languages|instantiate|open|wake]…` runs a subset.
+//! `bench [http|entry|ws|alarms|languages|instantiate|open|wake]…` runs a subset.
 
 mod alarms;
 mod compare;
+mod entry;
 mod languages;
 mod load;
 mod soak;
@@ -18,7 +19,7 @@ use dohost_tests::TestHost;
 use load::{run_load, Summary};
 use std::time::{Duration, Instant};
 
-fn header(title: &str) {
+pub fn header(title: &str) {
     println!();
     println!(
         "| {title:<52} | {:>10} | {:>8} | {:>8} | {:>6} |",
@@ -94,6 +95,9 @@ async fn main() -> anyhow::Result<()> {
     );
     if wants("http") {
         http(duration).await?;
+    }
+    if wants("entry") {
+        entry::run(duration).await?;
     }
     if wants("ws") {
         ws::run().await?;

@@ -12,6 +12,7 @@ fn classes() -> Vec<(&'static str, PathBuf)> {
         ("Counter", guest("counter")),
         ("JsCounter", polyglot("js_counter")),
         ("HelloCounter", polyglot("js_hello_counter")),
+        ("PyCounter", polyglot("py_counter")),
     ]
 }
 
@@ -37,12 +38,19 @@ async fn the_hello_app_counts_across_requests_and_restarts() {
     let mut host = start("js_hello_entry", "", "").await;
     for n in 1..=3 {
         let reply = host.get("/").await;
-        assert_eq!((reply.status, reply.body.as_str()), (200, &*format!("Count: {n}")));
+        assert_eq!(
+            (reply.status, reply.body.as_str()),
+            (200, &*format!("Count: {n}"))
+        );
     }
     // Without expose_objects the direct routes are the entry's to answer.
     for path in ["/obj/HelloCounter/global/", "/rpc/HelloCounter"] {
         let reply = host.get(path).await;
-        assert_eq!((reply.status, reply.body.as_str()), (404, "not found"), "{path}");
+        assert_eq!(
+            (reply.status, reply.body.as_str()),
+            (404, "not found"),
+            "{path}"
+        );
     }
     assert_eq!(host.get("/_dohost/health").await.body, "ok\n");
     host.restart().await;
@@ -70,7 +78,10 @@ async fn an_entry_calls_objects_by_binding_and_sees_the_client() {
     );
     // Method, query, body, status and headers pass both ways.
     let echo = host.post("/echo?x=1", "payload").await;
-    assert_eq!((echo.status, echo.body.as_str()), (201, "POST /echo?x=1 payload"));
+    assert_eq!(
+        (echo.status, echo.body.as_str()),
+        (201, "POST /echo?x=1 payload")
+    );
     assert_eq!(echo.headers["x-entry"], "yes");
     // Untyped RPC into a JavaScript class (its public method `add`).
     assert_eq!(host.get("/add?name=a&by=5").await.body, "5");
@@ -78,11 +89,17 @@ async fn an_entry_calls_objects_by_binding_and_sees_the_client() {
     // A callee's exception reaches the caller with its name and message...
     let thrown = host.get("/add?name=a&by=%22x%22").await;
     assert_eq!(thrown.status, 409, "{}", thrown.body);
-    assert!(thrown.body.starts_with("SyntaxError|thrown|"), "{}", thrown.body);
+    assert!(
+        thrown.body.starts_with("SyntaxError|thrown|"),
+        "{}",
+        thrown.body
+    );
     // ...and its event is rolled back: the overflow's write is undone.
     let overflow = host.get("/add?name=a&by=9223372036854775807").await;
     assert!(
-        overflow.body.starts_with("RangeError|thrown|counter overflow"),
+        overflow
+            .body
+            .starts_with("RangeError|thrown|counter overflow"),
         "{}",
         overflow.body
     );
@@ -101,7 +118,9 @@ async fn entry_failures_are_precise_and_stay_with_their_request() {
     let thrown = host.get("/throw").await;
     assert_eq!(thrown.status, 500);
     assert!(
-        thrown.body.contains("the entry threw RangeError: thrown on purpose"),
+        thrown
+            .body
+            .contains("the entry threw RangeError: thrown on purpose"),
         "{}",
         thrown.body
     );
@@ -171,14 +190,20 @@ async fn egress_goes_only_where_the_policy_allows() {
         .get(&format!("/egress?url=http://127.0.0.1:{denied}/x"))
         .await;
     assert_eq!(refused.status, 502, "{}", refused.body);
-    assert!(refused.body.starts_with("fetch failed: TypeError"), "{}", refused.body);
+    assert!(
+        refused.body.starts_with("fetch failed: TypeError"),
+        "{}",
+        refused.body
+    );
     let logged = host.log_containing("egress denied").await;
     assert!(
         logged.contains(&format!("127.0.0.1:{denied}")) && logged.contains("[entry] allow"),
         "{logged}"
     );
     // expose_objects: the direct routes stay beside the entry.
-    let (status, value) = host.rpc("JsCounter", "e", "add", serde_json::json!([3])).await;
+    let (status, value) = host
+        .rpc("JsCounter", "e", "add", serde_json::json!([3]))
+        .await;
     assert_eq!((status, value), (200, serde_json::json!(3)));
     assert_eq!(host.get("/obj/JsCounter/e/").await.body, "3");
 }
@@ -187,9 +212,13 @@ async fn egress_goes_only_where_the_policy_allows() {
 async fn javascript_public_methods_are_rpc_methods() {
     let host = TestHost::start_with(&classes(), "").await;
     // Untyped: any public method, JSON arguments.
-    let (status, value) = host.rpc("JsCounter", "d", "add", serde_json::json!([5])).await;
+    let (status, value) = host
+        .rpc("JsCounter", "d", "add", serde_json::json!([5]))
+        .await;
     assert_eq!((status, value), (200, serde_json::json!(5)));
-    let (status, value) = host.rpc("JsCounter", "d", "value", serde_json::json!([])).await;
+    let (status, value) = host
+        .rpc("JsCounter", "d", "value", serde_json::json!([]))
+        .await;
     assert_eq!((status, value), (200, serde_json::json!(5)));
     // Typed methods (the WIT interface) still take precedence.
     let (status, value) = host
@@ -197,18 +226,27 @@ async fn javascript_public_methods_are_rpc_methods() {
         .await;
     assert_eq!((status, value), (200, serde_json::json!(7)));
     // An unknown method names the public ones.
-    let (status, value) = host.rpc("JsCounter", "d", "nope", serde_json::json!([])).await;
+    let (status, value) = host
+        .rpc("JsCounter", "d", "nope", serde_json::json!([]))
+        .await;
     assert_eq!(status, 404, "{value}");
     let message = value["error"].as_str().unwrap();
     assert!(message.contains("add, get, increment, value"), "{message}");
     // An exception rolls the call back and says what was thrown.
-    let (status, value) = host.rpc("JsCounter", "d", "add", serde_json::json!(["x"])).await;
+    let (status, value) = host
+        .rpc("JsCounter", "d", "add", serde_json::json!(["x"]))
+        .await;
     assert_eq!(status, 500, "{value}");
     assert!(
-        value["error"].as_str().unwrap().contains("threw SyntaxError"),
+        value["error"]
+            .as_str()
+            .unwrap()
+            .contains("threw SyntaxError"),
         "{value}"
     );
-    let (_, value) = host.rpc("JsCounter", "d", "value", serde_json::json!([])).await;
+    let (_, value) = host
+        .rpc("JsCounter", "d", "value", serde_json::json!([]))
+        .await;
     assert_eq!(value, serde_json::json!(7));
     // Arguments of an untyped method are an array.
     let (status, _) = host
@@ -222,6 +260,37 @@ async fn javascript_public_methods_are_rpc_methods() {
         .rpc("HelloCounter", "h", "increment", serde_json::json!([]))
         .await;
     assert_eq!(value, serde_json::json!(1));
+    // Python: the same rule (`Dynamic = export_dynamic(PyCounter)`).
+    let (status, value) = host
+        .rpc("PyCounter", "p", "add", serde_json::json!([5]))
+        .await;
+    assert_eq!((status, value), (200, serde_json::json!(5)));
+    let (status, value) = host
+        .rpc("PyCounter", "p", "add", serde_json::json!([i64::MAX]))
+        .await;
+    assert_eq!(status, 500, "{value}");
+    assert!(
+        value["error"]
+            .as_str()
+            .unwrap()
+            .contains("threw OverflowError: counter overflow"),
+        "{value}"
+    );
+    let (_, value) = host
+        .rpc("PyCounter", "p", "value", serde_json::json!([]))
+        .await;
+    assert_eq!(value, serde_json::json!(5));
+    let (status, value) = host
+        .rpc("PyCounter", "p", "nope", serde_json::json!([]))
+        .await;
+    assert_eq!(status, 404, "{value}");
+    assert!(
+        value["error"]
+            .as_str()
+            .unwrap()
+            .contains("add, get, increment, value"),
+        "{value}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -229,7 +298,7 @@ async fn a_bad_entry_or_binding_stops_start_up_with_its_key() {
     let cases = [
         (
             entry_manifest("js_test_entry", "").replace("\"JsCounter\"", "\"Nope\""),
-            "bindings.JS: no class \"Nope\" to bind; the classes are Counter, HelloCounter, JsCounter",
+            "bindings.JS: no class \"Nope\" to bind; the classes are Counter, HelloCounter, JsCounter, PyCounter",
         ),
         (
             "[entry]\ncomponent = \"missing.wasm\"\n".to_string(),
@@ -252,7 +321,10 @@ async fn a_bad_entry_or_binding_stops_start_up_with_its_key() {
         })
         .await;
         assert_ne!(code, Some(0));
-        assert!(stderr.contains(expected), "expected {expected:?} in:\n{stderr}");
+        assert!(
+            stderr.contains(expected),
+            "expected {expected:?} in:\n{stderr}"
+        );
     }
     // A component that is not an entry says what it must export.
     let (_, stderr) = TestHost::launch_failing(Launch {

@@ -7,13 +7,13 @@
   the exception traps, the client gets 500 and the stored value is unchanged.
 - RPC (``dohost:examples/counter``): ``increment(by: s64) -> s64``, ``get() -> s64``.
 
-Built against world ``dohost:examples/counter-class`` (examples/wit).
+Built against world ``dohost:examples/counter-class-dynamic`` (examples/wit).
 """
 
 import json
 import re
 
-from dohost import DurableObject, Response, export_object, export_rpc
+from dohost import DurableObject, Response, export_dynamic, export_object, export_rpc
 
 _INTEGER = re.compile(r"[+-]?[0-9]+")
 _I64_MIN, _I64_MAX = -(2**63), 2**63 - 1
@@ -77,3 +77,5 @@ class PyCounter(DurableObject):
 # dohost:object/handler, `Counter` for dohost:examples/counter.
 Handler = export_object(PyCounter)
 Counter = export_rpc(PyCounter, ["increment", "get"])
+# Every other public method (``add``, ``value``) is untyped RPC.
+Dynamic = export_dynamic(PyCounter)

@@ -67,7 +67,7 @@ No module calls a host import at its top level (it runs at build time).
 from .env import Env
 from .error import DohostError
 from .http import Headers, Request, Response
-from .runtime import DurableObject, export_object, export_rpc
+from .runtime import DurableObject, export_dynamic, export_object, export_rpc
 from .sql import SqlCursor, SqlStorage
 from .state import DurableObjectState
 from .storage import DurableObjectStorage
@@ -82,6 +82,7 @@ __all__ = [
     "DurableObjectState",
     "DurableObjectStorage",
     "Env",
+    "export_dynamic",
     "Headers",
     "Request",
     "Response",

@@ -79,6 +79,11 @@ def _read_env(extra: Optional[Mapping] = None) -> Env:
         value = _env.get(name)
         if value is not None:
             values[name] = value
+    # ``[bindings]``: ``env.COUNTER`` is the namespace of the bound class.
+    from .stub import get_namespace
+
+    for name, class_name in _env.bindings():
+        values[name] = get_namespace(class_name)
     if extra is not None:
         if not isinstance(extra, Mapping):
             raise TypeError(f"export_object: env must be a mapping, got {type(extra).__name__}")

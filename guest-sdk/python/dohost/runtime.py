@@ -154,3 +154,52 @@ def export_rpc(cls: type, methods: Sequence[str], base: Optional[type] = None) -
 
         attrs[name] = make(name)
     return type(f"{cls.__name__}Rpc", (base,) if base else (), attrs)
+
+
+# Methods that are events, never RPC.
+_NOT_RPC = {"fetch", "alarm", "web_socket_message", "web_socket_close", "web_socket_error"}
+
+
+def _public_methods(cls: type) -> list:
+    names = set()
+    for klass in cls.__mro__:
+        if klass is DurableObject or klass is object:
+            continue
+        for name, value in vars(klass).items():
+            if callable(value) and not name.startswith("_") and name not in _NOT_RPC:
+                names.add(name)
+    return sorted(names)
+
+
+def export_dynamic(cls: type) -> type:
+    """Untyped RPC (``dohost:object/dynamic``), as on Cloudflare: ``Dynamic = export_dynamic(MyClass)``.
+
+    Every public method of the class (not ``fetch``, ``alarm``, ``web_socket_*``,
+    nor a name starting with ``_``) is callable by other objects and entries
+    (``env.COUNTER.get_by_name("a").increment(5)``) and over ``POST /rpc/…``,
+    with JSON arguments and result. An exception reaches the caller with its
+    class name and message, and the host rolls the event back. Build against
+    world ``dynamic-object``.
+    """
+    import json as _json
+
+    from wit_world import exports as _exports
+    from wit_world.exports import dynamic as _dyn
+    from wit_world.imports import namespaces as _ns
+
+    methods = _public_methods(cls)
+
+    def call(self, method: str, args_json: str) -> str:
+        if method not in methods:
+            known = ", ".join(methods) or "none"
+            raise Err(_dyn.DynamicError_NotFound(f"{cls.__name__} has no public method {method!r}; its methods: {known}"))
+        try:
+            args = _json.loads(args_json)
+            result = getattr(_live(), method)(*(args if isinstance(args, list) else [args]))
+            return _json.dumps(result)
+        except Exception as e:  # noqa: BLE001 — every exception goes to the caller
+            traceback.print_exc(file=sys.stderr)
+            thrown = _ns.ThrownError(name=type(e).__name__, message=str(e))
+            raise Err(_dyn.DynamicError_Thrown(thrown)) from None
+
+    return type("Dynamic", (_exports.Dynamic,), {"call": call})

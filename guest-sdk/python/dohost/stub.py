@@ -38,11 +38,21 @@ class DurableObjectId:
 
 
 class _Stub:
-    """A stub to another object served by the same host (``namespaces``)."""
+    """A stub to another object served by the same host (``namespaces``).
+
+    ``stub.increment(5)`` calls the object's RPC method ``increment`` (a typed
+    WIT method, or a public method of a JavaScript or Python class): any
+    attribute that is not the stub's own is a method.
+    """
 
     def __init__(self, class_name: str, id: DurableObjectId):
         self._class = class_name
         self.id = id
+
+    def __getattr__(self, method: str) -> Any:
+        if method.startswith("_"):
+            raise AttributeError(method)
+        return lambda *args: self.call(method, *args)
 
     def call(self, method: str, *args: Any) -> Any:
         """Calls an RPC method with JSON-encodable arguments."""

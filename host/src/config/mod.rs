@@ -395,7 +395,11 @@ impl Config {
         let class_names: Vec<&str> = classes.iter().map(|c| c.name.as_str()).collect();
         env::bind(&mut env, &raw.bindings, &class_names)
             .map_err(|(key, message)| check.invalid(&key, message))?;
-        let entry = raw.entry.as_ref().map(|e| check.entry(e, base)).transpose()?;
+        let entry = raw
+            .entry
+            .as_ref()
+            .map(|e| check.entry(e, base))
+            .transpose()?;
         Ok(Config {
             listen,
             admin_listen,
@@ -601,7 +605,8 @@ impl Check<'_> {
             let valid = a == "*"
                 || (!a.is_empty()
                     && !a.contains('/')
-                    && a.rsplit_once(':').is_none_or(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok()));
+                    && a.rsplit_once(':')
+                        .is_none_or(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok()));
             if !valid {
                 return Err(self.invalid(
                     &format!("entry.allow[{i}]"),

@@ -74,7 +74,11 @@ impl WasiHttpHooks for EgressHooks {
                 tracing::warn!(
                     "egress denied: the entry sent a request to {host}:{port}, which is not in \
                      [entry] allow ({})",
-                    if policy.allow.is_empty() { "empty: nothing may leave".to_string() } else { policy.allow.join(", ") }
+                    if policy.allow.is_empty() {
+                        "empty: nothing may leave".to_string()
+                    } else {
+                        policy.allow.join(", ")
+                    }
                 );
                 return Err(HttpError::HttpRequestDenied);
             }

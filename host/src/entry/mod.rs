@@ -43,7 +43,9 @@ pub type EntryBody = http_body_util::combinators::UnsyncBoxBody<Bytes, wasmtime_
 /// Why the entry produced no response. Each says what to fix.
 #[derive(Debug, thiserror::Error)]
 pub enum EntryError {
-    #[error("overloaded: all {0} entry instances stayed busy (limits.max_entry_instances); retry later")]
+    #[error(
+        "overloaded: all {0} entry instances stayed busy (limits.max_entry_instances); retry later"
+    )]
     Busy(usize),
     #[error("the entry exceeded the CPU limit of {0:?} per request (limits.cpu_per_event)")]
     Timeout(Duration),
@@ -55,7 +57,9 @@ pub enum EntryError {
     NoResponse,
     #[error("the entry answered with error-code {0}")]
     ErrorCode(String),
-    #[error("the entry's response body failed or was larger than {MAX_ENTRY_RESPONSE_BYTES} bytes: {0}")]
+    #[error(
+        "the entry's response body failed or was larger than {MAX_ENTRY_RESPONSE_BYTES} bytes: {0}"
+    )]
     Body(String),
     #[error("the entry could not be started: {0}")]
     Host(String),
@@ -111,7 +115,10 @@ impl LoadedEntry {
         let bytes = std::fs::read(path)
             .with_context(|| format!("entry: cannot read {}", path.display()))?;
         let (component, _) = engine.compile_cached(&bytes).with_context(|| {
-            format!("entry: {} is not a valid WebAssembly component", path.display())
+            format!(
+                "entry: {} is not a valid WebAssembly component",
+                path.display()
+            )
         })?;
         let mut linker: Linker<EntryState> = Linker::new(engine.wasmtime());
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)
@@ -129,12 +136,14 @@ impl LoadedEntry {
                     path.display()
                 )
             })?;
-        let pre = ProxyPre::new(pre).map_err(|e| anyhow!("{e:#}")).with_context(|| {
-            format!(
-                "entry: {} does not export wasi:http/incoming-handler",
-                path.display()
-            )
-        })?;
+        let pre = ProxyPre::new(pre)
+            .map_err(|e| anyhow!("{e:#}"))
+            .with_context(|| {
+                format!(
+                    "entry: {} does not export wasi:http/incoming-handler",
+                    path.display()
+                )
+            })?;
         Ok(LoadedEntry {
             pre,
             ticker: engine.ticker(),

@@ -80,7 +80,10 @@ pub fn args(method: &str, args: &Value) -> Vec<Val> {
         Value::Null => Value::Array(Vec::new()),
         other => other.clone(),
     };
-    vec![Val::String(method.to_string()), Val::String(args.to_string())]
+    vec![
+        Val::String(method.to_string()),
+        Val::String(args.to_string()),
+    ]
 }
 
 #[cfg(test)]
@@ -100,7 +103,10 @@ mod tests {
 
     #[test]
     fn answers_are_told_apart() {
-        assert_eq!(answer(Some(&ok("[1,2]"))), Answer::Value(serde_json::json!([1, 2])));
+        assert_eq!(
+            answer(Some(&ok("[1,2]"))),
+            Answer::Value(serde_json::json!([1, 2]))
+        );
         assert_eq!(
             answer(Some(&err("not-found", Val::String("no method x".into())))),
             Answer::NotFound("no method x".into())
@@ -116,7 +122,10 @@ mod tests {
                 message: "too big".into()
             }
         );
-        assert!(matches!(answer(Some(&ok("{not json"))), Answer::Thrown { .. }));
+        assert!(matches!(
+            answer(Some(&ok("{not json"))),
+            Answer::Thrown { .. }
+        ));
         assert!(matches!(answer(None), Answer::Thrown { .. }));
     }
 

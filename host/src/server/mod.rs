@@ -181,7 +181,11 @@ async fn route(
     // With an entry, it answers everything but the admin surface (and, with
     // `expose_objects`, the object routes).
     if let Some(entry) = &runtime.entry {
-        let expose = runtime.config.entry.as_ref().is_some_and(|e| e.expose_objects);
+        let expose = runtime
+            .config
+            .entry
+            .as_ref()
+            .is_some_and(|e| e.expose_objects);
         let for_entry = match routes::parse(req.uri().path()) {
             Ok(route) => !route.is_admin() && !expose,
             Err(_) => !req.uri().path().starts_with("/_dohost/"),

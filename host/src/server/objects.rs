@@ -90,10 +90,11 @@ pub(super) async fn object_route(
     let headers = header_pairs(req.headers());
     let on_upgrade = ws_key.as_ref().map(|_| hyper::upgrade::on(&mut req));
     let limit = runtime.config.limits.max_body_bytes;
-    let (body, _held) = match read_body(front, req.into_body(), limit, "limits.max_body_bytes").await {
-        Ok(body) => body,
-        Err(res) => return res,
-    };
+    let (body, _held) =
+        match read_body(front, req.into_body(), limit, "limits.max_body_bytes").await {
+            Ok(body) => body,
+            Err(res) => return res,
+        };
     let request = Request {
         method: method.as_str().to_string(),
         url,
@@ -192,8 +193,7 @@ pub(super) async fn read_body(
         .limits
         .request_read_timeout
         .unwrap_or(REQUEST_READ_TIMEOUT);
-    let collected =
-        tokio::time::timeout(timeout, Limited::new(body, limit).collect()).await;
+    let collected = tokio::time::timeout(timeout, Limited::new(body, limit).collect()).await;
     let Ok(collected) = collected else {
         return Err(error_response(
             StatusCode::REQUEST_TIMEOUT,
@@ -232,10 +232,11 @@ pub(super) async fn rpc_route(
         );
     }
     let limit = MAX_RPC_ARGS_BYTES.min(runtime.config.limits.max_body_bytes);
-    let (body, _held) = match read_body(front, req.into_body(), limit, "the RPC argument limit").await {
-        Ok(body) => body,
-        Err(res) => return res,
-    };
+    let (body, _held) =
+        match read_body(front, req.into_body(), limit, "the RPC argument limit").await {
+            Ok(body) => body,
+            Err(res) => return res,
+        };
     let args: serde_json::Value = if body.iter().all(u8::is_ascii_whitespace) {
         serde_json::Value::Array(Vec::new())
     } else {

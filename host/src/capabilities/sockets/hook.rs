@@ -34,10 +34,13 @@ impl CommitHook for SocketHook {
             return;
         }
         let (hub, key, db) = (&self.hub, batch.key, &*batch.db);
-        hub.apply(key, ops, || stored_auto_response(db).ok().flatten());
+        // The pair first: a client that gets this batch's messages and sends
+        // at once must already meet the new pair (seen as a flake: a cleared
+        // pair still answered the next message).
         if auto_response {
             hub.set_auto_response(key, stored_auto_response(db).ok().flatten());
         }
+        hub.apply(key, ops, || stored_auto_response(db).ok().flatten());
         let name = batch.name.map(str::to_string);
         for (socket, connection) in served {
             tokio::spawn(serve_socket(

@@ -410,25 +410,18 @@ impl Runtime {
             m.decode_args(args)
                 .map_err(|e| CallError::BadArguments(e.0))?
         };
-        let (class_rt, m) = (class_rt.clone(), m.clone());
+        let class_rt = class_rt.clone();
         let kind = EventKind::Rpc {
             method: m.clone(),
             args,
         };
-        let value = match self.deliver(&class_rt, id, name, kind, callers).await? {
-            EventOutput::Value(v) => v,
-            other => unreachable!("rpc answered {other:?}"),
-        };
-        if !m.dynamic {
-            return Ok(RpcValue::Typed(value));
-        }
-        match rpc::dynamic::answer(value.as_ref()) {
-            rpc::dynamic::Answer::Value(json) => Ok(RpcValue::Json(json)),
-            rpc::dynamic::Answer::NotFound(message) => Err(CallError::NoPublicMethod(message)),
-            // Thrown answers fail the event inside the actor.
-            rpc::dynamic::Answer::Thrown { name, message } => {
-                unreachable!("{name}: {message} reached the caller as a value")
+        match self.deliver(&class_rt, id, name, kind, callers).await? {
+            EventOutput::Value(v) => Ok(RpcValue::Typed(v)),
+            EventOutput::Dynamic(rpc::dynamic::Answer::Value(json)) => Ok(RpcValue::Json(json)),
+            EventOutput::Dynamic(rpc::dynamic::Answer::NotFound(message)) => {
+                Err(CallError::NoPublicMethod(message))
             }
+            other => unreachable!("rpc answered {other:?}"),
         }
     }
 

@@ -273,16 +273,21 @@ impl ObjectInstance {
         )
         .await;
         self.finish(result)?;
-        let result = results.pop();
-        if method.dynamic {
-            // A throw is a failure of the event: rolled back, instance reset.
-            if let crate::rpc::dynamic::Answer::Thrown { name, message } =
-                crate::rpc::dynamic::answer(result.as_ref())
-            {
-                return Err(GuestFailure::Thrown { name, message });
-            }
-        }
-        Ok(result)
+        Ok(results.pop())
+    }
+
+    /// Calls the untyped entry point (`dohost:object/dynamic`) and decodes its
+    /// answer; a throw is a failure of the event (rolled back, instance reset).
+    pub async fn call_dynamic(
+        &mut self,
+        method: &RpcMethod,
+        args: &[Val],
+    ) -> Result<crate::rpc::dynamic::Answer, GuestFailure> {
+        let result = self.call(method, args).await?;
+        crate::rpc::dynamic::answer(result.as_ref()).map_err(|t| GuestFailure::Thrown {
+            name: t.name,
+            message: t.message,
+        })
     }
 
     /// Runs the alarm handler.

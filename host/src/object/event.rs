@@ -75,6 +75,8 @@ pub enum EventOutput {
     },
     /// The result of an RPC method (none for a method without result).
     Value(Option<Val>),
+    /// What an untyped method (`dohost:object/dynamic`) answered.
+    Dynamic(crate::rpc::dynamic::Answer),
     /// A WebSocket event was handled.
     Done,
     /// An alarm event ran (or found nothing due).

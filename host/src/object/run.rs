@@ -93,6 +93,10 @@ impl ObjectActor {
                 .fetch(request)
                 .await
                 .map(|response| upgrade_output(instance, response, object)),
+            EventKind::Rpc { method, args } if method.dynamic => instance
+                .call_dynamic(method, args)
+                .await
+                .map(EventOutput::Dynamic),
             EventKind::Rpc { method, args } => {
                 instance.call(method, args).await.map(EventOutput::Value)
             }

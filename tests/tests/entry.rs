@@ -76,6 +76,12 @@ async fn an_entry_calls_objects_by_binding_and_sees_the_client() {
         forwarded.text().await.unwrap(),
         "127.0.0.1|10.0.0.1, 127.0.0.1"
     );
+    // The entry's requests meet the host's header limit (431), like an object's.
+    let mut many = host.client.get(format!("{}/whoami", host.url));
+    for i in 0..101 {
+        many = many.header(format!("x-h{i}"), "v");
+    }
+    assert_eq!(many.send().await.unwrap().status().as_u16(), 431);
     // Method, query, body, status and headers pass both ways.
     let echo = host.post("/echo?x=1", "payload").await;
     assert_eq!(

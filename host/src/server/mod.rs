@@ -178,6 +178,16 @@ async fn route(
     peer: SocketAddr,
 ) -> HttpResponse {
     let runtime = &front.runtime;
+    if req.headers().len() > MAX_HEADERS {
+        return error_response(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            format!(
+                "{} request headers: at most {MAX_HEADERS} are accepted",
+                req.headers().len()
+            ),
+        );
+    }
+    let parsed = routes::parse(req.uri().path());
     // With an entry, it answers everything but the admin surface (and, with
     // `expose_objects`, the object routes).
     if let Some(entry) = &runtime.entry {
@@ -186,7 +196,7 @@ async fn route(
             .entry
             .as_ref()
             .is_some_and(|e| e.expose_objects);
-        let for_entry = match routes::parse(req.uri().path()) {
+        let for_entry = match &parsed {
             Ok(route) => !route.is_admin() && !expose,
             Err(_) => !req.uri().path().starts_with("/_dohost/"),
         };
@@ -197,16 +207,7 @@ async fn route(
             return entry::entry_route(front, entry, req, peer).await;
         }
     }
-    if req.headers().len() > MAX_HEADERS {
-        return error_response(
-            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-            format!(
-                "{} request headers: at most {MAX_HEADERS} are accepted",
-                req.headers().len()
-            ),
-        );
-    }
-    let route = match routes::parse(req.uri().path()) {
+    let route = match parsed {
         Ok(route) => route,
         Err(e) => {
             let status = StatusCode::from_u16(e.status).unwrap_or(StatusCode::NOT_FOUND);

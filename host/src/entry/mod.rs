@@ -15,13 +15,14 @@ mod state;
 
 use crate::capabilities::env::EnvCtx;
 use crate::capabilities::namespaces::{NamespacesCtx, Peers};
-use crate::clock::{SharedClock, WasiWallClock};
-use crate::config::limits::{MAX_ENTRY_RESPONSE_BYTES, MAX_HANDLES};
+use crate::clock::SharedClock;
+use crate::config::limits::MAX_ENTRY_RESPONSE_BYTES;
 use crate::config::{AppEnv, EntryConfig, Limits};
 use crate::deadline::{Deadline, DeadlineExceeded};
 use crate::guest::engine::{Engine, EpochTicker};
 use crate::guest::limiter::MemoryLimiter;
 use crate::guest::log::GuestLog;
+use crate::guest::store::{guest_table, guest_wasi, limit_store};
 use anyhow::{anyhow, Context};
 use bytes::Bytes;
 use egress::{EgressHooks, EgressPolicy};
@@ -30,9 +31,8 @@ pub use state::EntryState;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{oneshot, Semaphore};
-use wasmtime::component::{Linker, ResourceTable};
-use wasmtime::{Store, UpdateDeadline};
-use wasmtime_wasi::WasiCtx;
+use wasmtime::component::Linker;
+use wasmtime::Store;
 use wasmtime_wasi_http::p2::bindings::http::types::{ErrorCode, Scheme};
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpView};
@@ -173,16 +173,9 @@ impl LoadedEntry {
 impl Entry {
     fn new_state(&self, deadline: Deadline) -> EntryState {
         let log = GuestLog::new("entry".into());
-        let wasi = WasiCtx::builder()
-            .stdout(log.clone())
-            .stderr(log.clone())
-            .wall_clock(WasiWallClock(self.clock.clone()))
-            .build();
-        let mut table = ResourceTable::new();
-        table.set_max_capacity(MAX_HANDLES);
         EntryState {
-            wasi,
-            table,
+            wasi: guest_wasi(&log, self.clock.clone()),
+            table: guest_table(),
             http: WasiHttpCtx::new(),
             hooks: EgressHooks {
                 policy: self.egress.clone(),
@@ -208,15 +201,7 @@ impl Entry {
             .expect("the semaphore is never closed");
         let deadline = Deadline::default();
         let mut store = Store::new(self.pre.engine(), self.new_state(deadline.clone()));
-        store.limiter(|s| &mut s.limiter);
-        store.epoch_deadline_callback(|ctx| {
-            if ctx.data().deadline.expired() {
-                Err(wasmtime::Error::new(DeadlineExceeded))
-            } else {
-                Ok(UpdateDeadline::Yield(1))
-            }
-        });
-        store.set_epoch_deadline(1);
+        limit_store(&mut store, |s| &mut s.limiter, |s| &s.deadline);
         let (tx, rx) = oneshot::channel();
         let host = |e: wasmtime::Error| EntryError::Host(format!("{e:#}"));
         let req = store

@@ -16,10 +16,10 @@ use crate::capabilities::env::EnvCtx;
 use crate::capabilities::identity::IdentityCtx;
 use crate::capabilities::namespaces::{ChainLink, NamespacesCtx, Peers};
 use crate::capabilities::sockets::{
-    new_handle, SocketEffects, SocketHub, SocketLimits, SocketView, SocketsCtx, MAX_HANDLES,
+    new_handle, SocketEffects, SocketHub, SocketLimits, SocketView, SocketsCtx,
 };
 use crate::capabilities::storage::ObjectDb;
-use crate::clock::{SharedClock, WasiWallClock};
+use crate::clock::SharedClock;
 use crate::config::AppEnv;
 use crate::deadline::{Deadline, DeadlineExceeded};
 use crate::id::{ObjectId, ObjectKey, SocketId};
@@ -27,9 +27,8 @@ use crate::rpc::RpcMethod;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
-use wasmtime::component::{Instance, ResourceTable, Val};
-use wasmtime::{Store, UpdateDeadline};
-use wasmtime_wasi::WasiCtx;
+use wasmtime::component::{Instance, Val};
+use wasmtime::Store;
 
 /// What the running event did outside storage, kept until it commits (what it
 /// did to host metadata — the alarm, the auto-response pair — the database
@@ -125,15 +124,7 @@ impl ObjectInstance {
         let state = new_state(class, who, db, &limits, links);
         let deadline = state.deadline.clone();
         let mut store = Store::new(class.pre.engine(), state);
-        store.limiter(|s| &mut s.limiter);
-        store.epoch_deadline_callback(|ctx| {
-            if ctx.data().deadline.expired() {
-                Err(wasmtime::Error::new(DeadlineExceeded))
-            } else {
-                Ok(UpdateDeadline::Yield(1))
-            }
-        });
-        store.set_epoch_deadline(1);
+        super::store::limit_store(&mut store, |s| &mut s.limiter, |s| &s.deadline);
         let clock = class.ticker.running();
         deadline.arm(limits.cpu);
         let instantiated = bounded(
@@ -408,13 +399,8 @@ fn new_state(
     links: InstanceLinks,
 ) -> InstanceState {
     let log = GuestLog::new(format!("{}/{}", class.name, who.id));
-    let wasi = WasiCtx::builder()
-        .stdout(log.clone())
-        .stderr(log.clone())
-        .wall_clock(WasiWallClock(links.clock.clone()))
-        .build();
-    let mut table = ResourceTable::new();
-    table.set_max_capacity(MAX_HANDLES);
+    let wasi = super::store::guest_wasi(&log, links.clock.clone());
+    let table = super::store::guest_table();
     let key = ObjectKey {
         class: class.name.clone(),
         id: who.id,

@@ -10,6 +10,7 @@ pub mod instance;
 pub mod limiter;
 pub mod log;
 mod state;
+pub mod store;
 
 pub use failure::GuestFailure;
 pub use state::InstanceState;

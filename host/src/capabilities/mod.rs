@@ -64,11 +64,13 @@ impl HasData for Env {
     type Data<'a> = &'a mut env::EnvCtx;
 }
 
+/// The error of linking one interface, named.
+fn wire(r: wasmtime::Result<()>, what: &str) -> anyhow::Result<()> {
+    r.map_err(|e| anyhow!("linking dohost:object/{what}: {e}"))
+}
+
 /// Adds every `dohost:object` import to `linker`, each on its capability's view.
 pub fn add_to_linker<T: Capabilities>(linker: &mut Linker<T>) -> anyhow::Result<()> {
-    fn wire(r: wasmtime::Result<()>, what: &str) -> anyhow::Result<()> {
-        r.map_err(|e| anyhow!("linking dohost:object/{what}: {e}"))
-    }
     wire(
         wit::types::add_to_linker::<T, Storage>(linker, T::storage),
         "types",
@@ -130,9 +132,6 @@ impl wit::types::Host for NoStorage {
 
 /// Adds the dohost imports an entry may use (`types`, `env`, `namespaces`).
 pub fn add_entry_imports<T: EntryCapabilities>(linker: &mut Linker<T>) -> anyhow::Result<()> {
-    fn wire(r: wasmtime::Result<()>, what: &str) -> anyhow::Result<()> {
-        r.map_err(|e| anyhow!("linking dohost:object/{what} for the entry: {e}"))
-    }
     wire(
         wit::types::add_to_linker::<T, NoStorage>(linker, |_| NoStorage),
         "types",

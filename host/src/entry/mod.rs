@@ -125,7 +125,7 @@ impl LoadedEntry {
             .map_err(|e| anyhow!("linking WASI for the entry: {e}"))?;
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)
             .map_err(|e| anyhow!("linking wasi:http for the entry: {e}"))?;
-        crate::capabilities::add_entry_imports(&mut linker)?;
+        crate::capabilities::add_entry_imports(&mut linker).context("linking the entry")?;
         let pre = linker
             .instantiate_pre(&component)
             .map_err(|e| anyhow!("{e:#}"))
@@ -217,7 +217,7 @@ impl Entry {
         let _clock = self.ticker.running();
         deadline.arm(self.cpu);
         let ran = deadline
-            .bound(run(&self.pre, &mut store, req, out, rx))
+            .bound(run(&self.pre, &mut store, req, out, rx, self.cpu))
             .await;
         deadline.disarm();
         let state = store.data();
@@ -236,9 +236,6 @@ impl Entry {
             return EntryError::Memory(self.memory);
         }
         match failure {
-            EntryError::Trap(trap) if trap.contains(&DeadlineExceeded.to_string()) => {
-                EntryError::Timeout(self.cpu)
-            }
             EntryError::Trap(trap) => {
                 let output = state.log.tail();
                 tracing::warn!("entry trapped: {trap}; guest output: {output}");
@@ -268,6 +265,7 @@ async fn run(
     req: wasmtime::component::Resource<wasmtime_wasi_http::p2::types::HostIncomingRequest>,
     out: wasmtime::component::Resource<wasmtime_wasi_http::p2::types::HostResponseOutparam>,
     mut rx: Outparam,
+    cpu: Duration,
 ) -> Result<hyper::Response<Full<Bytes>>, EntryError> {
     let call = async {
         let proxy = pre.instantiate_async(&mut *store).await?;
@@ -277,7 +275,11 @@ async fn run(
             .await
     };
     tokio::pin!(call);
-    let trap = |e: wasmtime::Error| EntryError::Trap(format!("{e:#}"));
+    // The epoch callback's deadline trap is the CPU limit, told by its type.
+    let trap = |e: wasmtime::Error| match e.downcast_ref::<DeadlineExceeded>() {
+        Some(_) => EntryError::Timeout(cpu),
+        None => EntryError::Trap(format!("{e:#}")),
+    };
     // The head arrives first, or the call ends first (with or without one).
     let mut ended = None;
     let head = tokio::select! {

@@ -214,46 +214,59 @@ async fn egress_goes_only_where_the_policy_allows() {
     assert_eq!(host.get("/obj/JsCounter/e/").await.body, "3");
 }
 
+/// The rules of untyped RPC that JavaScript and Python classes share: a
+/// method that throws (`failing_args` to `add`) answers 500 saying what it
+/// threw and is rolled back (`value` stays `kept`); an unknown method is a
+/// 404 listing the public ones.
+async fn untyped_rpc_rules(
+    host: &TestHost,
+    class: &str,
+    failing_args: serde_json::Value,
+    threw: &str,
+    kept: i64,
+) {
+    let (status, value) = host.rpc(class, "d", "add", failing_args).await;
+    assert_eq!(status, 500, "{value}");
+    let message = value["error"].as_str().unwrap();
+    assert!(message.contains(threw), "{class}: {message}");
+    let (_, value) = host.rpc(class, "d", "value", serde_json::json!([])).await;
+    assert_eq!(value, serde_json::json!(kept), "{class}");
+    let (status, value) = host.rpc(class, "d", "nope", serde_json::json!([])).await;
+    assert_eq!(status, 404, "{value}");
+    let message = value["error"].as_str().unwrap();
+    assert!(
+        message.contains("add, get, increment, value"),
+        "{class}: {message}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread")]
-async fn javascript_public_methods_are_rpc_methods() {
+async fn javascript_and_python_public_methods_are_rpc_methods() {
     let host = TestHost::start_with(&classes(), "").await;
     // Untyped: any public method, JSON arguments.
-    let (status, value) = host
-        .rpc("JsCounter", "d", "add", serde_json::json!([5]))
-        .await;
-    assert_eq!((status, value), (200, serde_json::json!(5)));
-    let (status, value) = host
-        .rpc("JsCounter", "d", "value", serde_json::json!([]))
-        .await;
-    assert_eq!((status, value), (200, serde_json::json!(5)));
+    for class in ["JsCounter", "PyCounter"] {
+        let (status, value) = host.rpc(class, "d", "add", serde_json::json!([5])).await;
+        assert_eq!((status, value), (200, serde_json::json!(5)), "{class}");
+        let (status, value) = host.rpc(class, "d", "value", serde_json::json!([])).await;
+        assert_eq!((status, value), (200, serde_json::json!(5)), "{class}");
+    }
     // Typed methods (the WIT interface) still take precedence.
     let (status, value) = host
         .rpc("JsCounter", "d", "increment", serde_json::json!({"by": 2}))
         .await;
     assert_eq!((status, value), (200, serde_json::json!(7)));
-    // An unknown method names the public ones.
-    let (status, value) = host
-        .rpc("JsCounter", "d", "nope", serde_json::json!([]))
-        .await;
-    assert_eq!(status, 404, "{value}");
-    let message = value["error"].as_str().unwrap();
-    assert!(message.contains("add, get, increment, value"), "{message}");
-    // An exception rolls the call back and says what was thrown.
-    let (status, value) = host
-        .rpc("JsCounter", "d", "add", serde_json::json!(["x"]))
-        .await;
-    assert_eq!(status, 500, "{value}");
-    assert!(
-        value["error"]
-            .as_str()
-            .unwrap()
-            .contains("threw SyntaxError"),
-        "{value}"
-    );
-    let (_, value) = host
-        .rpc("JsCounter", "d", "value", serde_json::json!([]))
-        .await;
-    assert_eq!(value, serde_json::json!(7));
+    untyped_rpc_rules(
+        &host,
+        "JsCounter",
+        serde_json::json!(["x"]),
+        "threw SyntaxError",
+        7,
+    )
+    .await;
+    // Python: `Dynamic = export_dynamic(PyCounter)`.
+    let overflow = serde_json::json!([i64::MAX]);
+    let threw = "threw OverflowError: counter overflow";
+    untyped_rpc_rules(&host, "PyCounter", overflow, threw, 5).await;
     // Arguments of an untyped method are an array.
     let (status, _) = host
         .rpc("JsCounter", "d", "add", serde_json::json!({"by": 1}))
@@ -266,37 +279,6 @@ async fn javascript_public_methods_are_rpc_methods() {
         .rpc("HelloCounter", "h", "increment", serde_json::json!([]))
         .await;
     assert_eq!(value, serde_json::json!(1));
-    // Python: the same rule (`Dynamic = export_dynamic(PyCounter)`).
-    let (status, value) = host
-        .rpc("PyCounter", "p", "add", serde_json::json!([5]))
-        .await;
-    assert_eq!((status, value), (200, serde_json::json!(5)));
-    let (status, value) = host
-        .rpc("PyCounter", "p", "add", serde_json::json!([i64::MAX]))
-        .await;
-    assert_eq!(status, 500, "{value}");
-    assert!(
-        value["error"]
-            .as_str()
-            .unwrap()
-            .contains("threw OverflowError: counter overflow"),
-        "{value}"
-    );
-    let (_, value) = host
-        .rpc("PyCounter", "p", "value", serde_json::json!([]))
-        .await;
-    assert_eq!(value, serde_json::json!(5));
-    let (status, value) = host
-        .rpc("PyCounter", "p", "nope", serde_json::json!([]))
-        .await;
-    assert_eq!(status, 404, "{value}");
-    assert!(
-        value["error"]
-            .as_str()
-            .unwrap()
-            .contains("add, get, increment, value"),
-        "{value}"
-    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -229,8 +229,8 @@ impl Entry {
         Err(self.explain(failure, state))
     }
 
-    /// The precise reason of a failure: the memory limit or deadline behind
-    /// a trap, and (dev mode) the guest's output.
+    /// The precise reason of a failure: the memory limit behind a trap, and
+    /// (dev mode) the guest's output.
     fn explain(&self, failure: EntryError, state: &EntryState) -> EntryError {
         if state.limiter.exceeded {
             return EntryError::Memory(self.memory);

@@ -62,14 +62,9 @@ impl Admission {
     }
 }
 
-/// A 503 with `Retry-After`.
+/// A 503 (with `Retry-After`, as every 503 of `error_response`).
 pub fn overloaded(message: String) -> HttpResponse {
-    let mut res = error_response(StatusCode::SERVICE_UNAVAILABLE, message);
-    res.headers_mut().insert(
-        hyper::header::RETRY_AFTER,
-        HeaderValue::from(RETRY_AFTER_SECS),
-    );
-    res
+    error_response(StatusCode::SERVICE_UNAVAILABLE, message)
 }
 
 /// Answers a connection beyond `max_connections` with a 503 and closes it

@@ -50,14 +50,7 @@ pub(super) async fn entry_route(
         Err(e) => {
             let status =
                 StatusCode::from_u16(e.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-            let mut res = error_response(status, e.to_string());
-            if status == StatusCode::SERVICE_UNAVAILABLE {
-                res.headers_mut().insert(
-                    hyper::header::RETRY_AFTER,
-                    HeaderValue::from(crate::config::limits::RETRY_AFTER_SECS),
-                );
-            }
-            res
+            error_response(status, e.to_string())
         }
     }
 }

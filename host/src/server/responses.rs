@@ -10,7 +10,8 @@ use http_body_util::Full;
 use hyper::header::{HeaderName, HeaderValue};
 use hyper::{Method, StatusCode};
 
-/// A JSON error body `{"error": message}` with `status`.
+/// A JSON error body `{"error": message}` with `status`; a 503 (overloaded:
+/// retrying later may succeed) says when, with `Retry-After`.
 pub fn error_response(status: StatusCode, message: impl Into<String>) -> HttpResponse {
     let body = serde_json::json!({ "error": message.into() }).to_string();
     let mut res = hyper::Response::new(Full::new(Bytes::from(body)));
@@ -19,6 +20,12 @@ pub fn error_response(status: StatusCode, message: impl Into<String>) -> HttpRes
         hyper::header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
     );
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        res.headers_mut().insert(
+            hyper::header::RETRY_AFTER,
+            HeaderValue::from(RETRY_AFTER_SECS),
+        );
+    }
     res
 }
 
@@ -46,14 +53,7 @@ pub fn event_error_response(err: &EventError, dev: bool) -> HttpResponse {
         | EventError::Instantiate { .. }
         | EventError::Dropped { .. } => StatusCode::INTERNAL_SERVER_ERROR,
     };
-    let mut res = error_response(status, err.public_message(dev));
-    if status == StatusCode::SERVICE_UNAVAILABLE {
-        res.headers_mut().insert(
-            hyper::header::RETRY_AFTER,
-            HeaderValue::from(RETRY_AFTER_SECS),
-        );
-    }
-    res
+    error_response(status, err.public_message(dev))
 }
 
 pub fn json_response(status: StatusCode, value: &serde_json::Value) -> HttpResponse {

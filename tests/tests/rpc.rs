@@ -349,35 +349,24 @@ async fn a_callee_trap_is_an_error_for_the_caller_whose_own_writes_stand() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_overloaded_callee_is_an_error_the_caller_can_handle() {
-    let host = Arc::new(TestHost::start("[limits]\nmailbox = 1\ncpu_per_event = \"3s\"").await);
-    // Keep the callee busy, and its one-slot mailbox full.
-    let spin = {
-        let host = host.clone();
-        tokio::spawn(async move { host.post("/obj/Hostile/busy/loop", "").await })
-    };
-    let mut seen = None;
-    for _ in 0..100 {
-        let queued = {
-            let host = host.clone();
-            tokio::spawn(async move { host.get("/obj/Hostile/busy/get").await })
-        };
-        let reply = host
-            .post("/obj/Hostile/caller/relay?to=busy&then=/get", "")
-            .await;
-        if reply.body.contains("overloaded:") {
-            assert_eq!(reply.error_kind(), "Overloaded");
-            seen = Some(reply.body);
-            queued.abort();
-            break;
-        }
-        queued.abort();
-    }
-    let body = seen.expect("the caller saw the callee's overload");
+    let host = Arc::new(TestHost::start("[limits]\nmailbox = 1").await);
+    // Keep the callee busy, and (once it is) its one-slot mailbox full: the
+    // call then finds it full, with no race between the two.
+    let busy = host.occupy("busy", 3_000).await;
+    let queued = host
+        .send_queued(reqwest::Method::GET, "/obj/Hostile/busy/get", "", 1)
+        .await;
+    let reply = host
+        .post("/obj/Hostile/caller/relay?to=busy&then=/get", "")
+        .await;
+    assert_eq!(reply.error_kind(), "Overloaded", "{}", reply.body);
     assert!(
-        body.starts_with("error: overloaded: object Hostile/"),
-        "{body}"
+        reply.body.starts_with("error: overloaded: object Hostile/"),
+        "{}",
+        reply.body
     );
-    spin.await.unwrap();
+    assert_eq!(busy.await.unwrap().status, 200);
+    assert_eq!(queued.await.unwrap().status, 200);
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -120,6 +120,8 @@ impl LoadedEntry {
                 path.display()
             )
         })?;
+        crate::guest::engine::prepare_memory_images(&component)
+            .with_context(|| format!("entry: {}", path.display()))?;
         let mut linker: Linker<EntryState> = Linker::new(engine.wasmtime());
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)
             .map_err(|e| anyhow!("linking WASI for the entry: {e}"))?;

@@ -164,6 +164,8 @@ impl Engine {
         })?;
         check_world_version(&self.engine, &component)
             .map_err(|e| anyhow!("class {}: {} {e}", class.name, path.display()))?;
+        prepare_memory_images(&component)
+            .with_context(|| format!("class {}: {}", class.name, path.display()))?;
         let pre = self
             .linker
             .instantiate_pre(&component)
@@ -248,6 +250,35 @@ impl Engine {
         std::fs::rename(&tmp, file)?;
         std::fs::File::open(&self.cache_dir)?.sync_all()?;
         Ok(())
+    }
+}
+
+/// Creates the component's memory images (on Linux, sealed memfds holding
+/// each module's initial data) before any request waits on them.
+///
+/// Sealing a memfd can fail with EBUSY while the kernel still holds a
+/// transient reference to a freshly written page (seen under load in CI as
+/// "cannot add seals to the memfd" on a first request). wasmtime leaves a
+/// failed image uncreated and tries again on the next call, so a few
+/// spaced attempts here turn that race into a start-up delay instead of a
+/// failed request; a persistent failure stops start-up with the cause.
+pub(crate) fn prepare_memory_images(component: &Component) -> anyhow::Result<()> {
+    const ATTEMPTS: u32 = 5;
+    let mut attempt = 1;
+    loop {
+        match component.initialize_copy_on_write_image() {
+            Ok(()) => return Ok(()),
+            Err(e) if attempt < ATTEMPTS => {
+                tracing::debug!("memory image not ready (attempt {attempt}): {e:#}");
+                std::thread::sleep(std::time::Duration::from_millis(10 << attempt));
+                attempt += 1;
+            }
+            Err(e) => {
+                return Err(anyhow!(
+                    "cannot create the component's memory images after {ATTEMPTS} attempts: {e:#}"
+                ));
+            }
+        }
     }
 }
 

@@ -1,5 +1,6 @@
 //! The `dohost` command line (`client`: the HTTP client of `call` and `alarms`).
 
+mod admin_token;
 pub mod client;
 
 use crate::config::{Config, Overrides};
@@ -38,9 +39,10 @@ pub enum Command {
         /// messages, stack traces).
         #[arg(long)]
         dev: bool,
-        /// Serve on a non-loopback address without an admin token
-        /// (`DOHOST_ADMIN_TOKEN`): anyone who reaches the port can list
-        /// objects and read metrics.
+        /// Serve the admin surface on a non-loopback address without a
+        /// bearer token (by default one is generated into
+        /// `<data_dir>/_dohost/token` unless `DOHOST_ADMIN_TOKEN` is set):
+        /// anyone who reaches the port can list objects and read metrics.
         #[arg(long)]
         public: bool,
     },
@@ -118,7 +120,7 @@ pub fn main() -> anyhow::Result<()> {
             };
             let mut config = Config::load(&config, &overrides)?;
             config.admin_token = admin_token();
-            check_exposure(&config, public)?;
+            check_exposure(&mut config, public)?;
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()
@@ -201,14 +203,16 @@ fn admin_token() -> Option<String> {
         .filter(|t| !t.trim().is_empty())
 }
 
-/// Refuses to serve on a non-loopback address with the admin surface open
-/// to anyone, unless `--public` says that is intended.
-fn check_exposure(config: &Config, public: bool) -> anyhow::Result<()> {
-    if !config.listen.ip().is_loopback() {
+/// Guards the admin surface when it is reachable beyond loopback: with
+/// `DOHOST_ADMIN_TOKEN`, or else a token generated into the data dir, unless
+/// `--public` says an open surface is intended.
+fn check_exposure(config: &mut Config, public: bool) -> anyhow::Result<()> {
+    let objects_open = config.entry.as_ref().is_none_or(|e| e.expose_objects);
+    if !config.listen.ip().is_loopback() && objects_open {
         tracing::warn!(
             "serving on {} (not a loopback address): every object's /obj/… and /rpc/… routes \
-             are open to anyone who reaches it (there is no entry worker yet to guard them); \
-             put an authenticating proxy in front",
+             are open to anyone who reaches it; put an [entry] in front of them (without \
+             expose_objects) or an authenticating proxy",
             config.listen
         );
     }
@@ -224,11 +228,14 @@ fn check_exposure(config: &Config, public: bool) -> anyhow::Result<()> {
         );
         return Ok(());
     }
-    anyhow::bail!(
-        "refusing to serve /_dohost/* on {admin_on} (not a loopback address) open to anyone: \
-         set DOHOST_ADMIN_TOKEN to require a bearer token there, serve it on a loopback \
-         admin_listen, or pass --public if that is intended"
-    )
+    let (token, path) = admin_token::load_or_generate(&config.data_dir)?;
+    tracing::info!(
+        "the admin surface (/_dohost/*) on {admin_on} requires the bearer token in {} \
+         (DOHOST_ADMIN_TOKEN sets another)",
+        path.display()
+    );
+    config.admin_token = Some(token);
+    Ok(())
 }
 
 /// Raises the descriptor limit and fits `max_active` and the connection cap

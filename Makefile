@@ -9,7 +9,7 @@ GUESTS := -p counter -p tenant-db -p chat -p batcher -p leaderboard-player -p le
           -p hostile -p types-fixture
 WASM_TARGET := wasm32-wasip2
 
-.PHONY: all setup build build-host build-guests build-polyglot serve test lint bench bench-compare torture soak fuzz clean
+.PHONY: all setup build build-host build-guests build-polyglot serve serve-chat test lint bench bench-compare torture soak fuzz clean
 
 all: build
 
@@ -32,6 +32,10 @@ build: build-host build-guests build-polyglot
 ## Start the host on the bundled examples (127.0.0.1:8787, data in .dohost/).
 serve: build
 	./target/release/dohost serve --config dohost.toml
+
+## The chat app (examples/js/chat-app: an entry, a ChatRoom and a RateLimiter) on 127.0.0.1:8788.
+serve-chat: build
+	./target/release/dohost serve --config examples/js/chat-app/dohost.toml
 
 ## Build everything and run every test (unit and black-box).
 test: build

@@ -68,6 +68,8 @@ js "$OUT/js_counter.wasm" examples/js/counter/counter.js examples/wit counter-cl
 js "$OUT/js_chat.wasm" examples/js/chat/chat.js wit dynamic-object
 js "$OUT/js_hello_counter.wasm" examples/js/hello/counter.js wit dynamic-object
 entry "$OUT/js_hello_entry.wasm" examples/js/hello/worker.js
+js "$OUT/js_rate_limiter.wasm" examples/js/chat-app/limiter.js wit dynamic-object
+entry "$OUT/js_chat_app_entry.wasm" examples/js/chat-app/worker.js
 entry "$OUT/js_test_entry.wasm" tests/fixtures/entry-js/worker.js
 js "$OUT/js_sdk_probe.wasm" tests/fixtures/sdk-probe-js/probe.js wit object
 py "$OUT/py_counter.wasm" examples/python/counter examples/wit counter-class-dynamic

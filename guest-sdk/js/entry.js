@@ -8,6 +8,10 @@
 // - `env`: the manifest's vars and secrets (strings) and one
 //   DurableObjectNamespace per `[bindings]` entry (`env.COUNTER.getByName(n)`;
 //   stubs have `fetch(request)` and the class's RPC methods).
+// - A WebSocket upgrade forwarded to an object (`return stub.fetch(request)`,
+//   also as `new Request(url, request)`) becomes the object's hibernatable
+//   socket when the object accepts it: the host restores the handshake
+//   headers that the Request constructor drops, and answers the client's 101.
 // - `ctx.waitUntil(promise)`: the request's instance lives until it settles.
 // - `fetch()` to the outside world goes through the host's egress policy
 //   (`[entry] allow`); a denied host fails with a TypeError (NetworkError).
@@ -18,6 +22,17 @@
 
 import { buildEnv } from './env.js';
 import { errorMessage } from './error.js';
+import { Response } from './http.js';
+
+/**
+ * A stub's answer as the platform's Response, but for a WebSocket accepted
+ * by the object: a 101, which the platform's constructor refuses. The entry
+ * returns it as it is (`return stub.fetch(request)`); once an object has
+ * accepted the connection the host answers the client's upgrade itself.
+ */
+function stubResponse(body, init) {
+  return init.status === 101 ? new Response(body, init) : new globalThis.Response(body, init);
+}
 
 /** Serves `worker.fetch` for every request the host hands the entry. */
 export function serveWorker(worker) {
@@ -32,7 +47,7 @@ export function serveWorker(worker) {
     event.respondWith(
       (async () => {
         try {
-          return await worker.fetch(event.request, buildEnv({}, (body, init) => new globalThis.Response(body, init)), ctx);
+          return await worker.fetch(event.request, buildEnv({}, stubResponse), ctx);
         } catch (e) {
           console.error(`dohost entry: fetch threw ${e && e.stack ? `${errorMessage(e)}\n${e.stack}` : errorMessage(e)}`);
           return new globalThis.Response(JSON.stringify({ error: `the entry threw ${errorMessage(e)}` }), {

@@ -12,7 +12,9 @@ use crate::bindings::dohost::object::types::{Request, Response};
 use crate::capabilities::alarms::{AlarmHook, AlarmScheduler};
 use crate::capabilities::namespaces::{BoxFuture, CallChain, Callee, PeerError, Peers, WaitGraph};
 use crate::capabilities::sockets::connection::Handled;
-use crate::capabilities::sockets::{SocketEvent, SocketEvents, SocketHook, SocketHub};
+use crate::capabilities::sockets::{
+    SocketEvent, SocketEvents, SocketHook, SocketHub, UpgradeOffer,
+};
 use crate::clock::{SharedClock, SystemClock};
 use crate::config::Config;
 use crate::data_dir::DataDirLock;
@@ -260,14 +262,14 @@ impl Runtime {
         id: ObjectId,
         name: Option<String>,
         request: Request,
-        connection: crate::capabilities::sockets::PendingConnection,
+        offer: crate::capabilities::sockets::UpgradeOffer,
+        callers: CallChain,
     ) -> Result<EventOutput, EventError> {
         let kind = EventKind::Fetch {
             request,
-            upgrade: Some(connection),
+            upgrade: Some(offer),
         };
-        self.deliver(class, id, name, kind, CallChain::default())
-            .await
+        self.deliver(class, id, name, kind, callers).await
     }
 
     /// Queues a WebSocket event for an object, waiting for room in its mailbox
@@ -552,6 +554,30 @@ impl Peers for RuntimeLink {
         req: Request,
         chain: CallChain,
     ) -> BoxFuture<Result<Response, PeerError>> {
+        self.fetch_with(target, req, None, chain)
+    }
+
+    fn fetch_upgrade(
+        &self,
+        target: Callee,
+        req: Request,
+        offer: UpgradeOffer,
+        chain: CallChain,
+    ) -> BoxFuture<Result<Response, PeerError>> {
+        self.fetch_with(target, req, Some(offer), chain)
+    }
+}
+
+impl RuntimeLink {
+    /// A fetch to another object, offering a WebSocket connection with it
+    /// when the caller (an entry) has one.
+    fn fetch_with(
+        &self,
+        target: Callee,
+        req: Request,
+        offer: Option<UpgradeOffer>,
+        chain: CallChain,
+    ) -> BoxFuture<Result<Response, PeerError>> {
         let rt = self.runtime();
         Box::pin(async move {
             let rt = rt.map_err(PeerError::Failed)?;
@@ -562,7 +588,22 @@ impl Peers for RuntimeLink {
             let Callee { class, id, name } = target;
             let timeout = rt.config.limits.call_timeout;
             let class_rt = rt.known_class(&class)?.clone();
-            match tokio::time::timeout(timeout, rt.fetch(&class_rt, id, name, req, chain)).await {
+            let answer = async {
+                match offer {
+                    None => rt.fetch(&class_rt, id, name, req, chain).await,
+                    Some(offer) => {
+                        match rt
+                            .fetch_upgrade(&class_rt, id, name, req, offer, chain)
+                            .await?
+                        {
+                            EventOutput::Upgrade { response, .. } => Ok(response),
+                            EventOutput::Response(response) => Ok(response),
+                            other => unreachable!("fetch answered {other:?}"),
+                        }
+                    }
+                }
+            };
+            match tokio::time::timeout(timeout, answer).await {
                 Ok(result) => result.map_err(|e| CallError::from(e).into()),
                 Err(_) => Err(PeerError::Timeout(format!(
                     "timeout: {class}/{id} did not answer a fetch within {timeout:?} (limits.call_timeout)"

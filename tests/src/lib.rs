@@ -280,6 +280,11 @@ impl TestHost {
         )
     }
 
+    /// The first lines of the host's log (up to `LOG_HISTORY`), joined.
+    pub fn log_text(&self) -> String {
+        self.history.lock().unwrap().join("\n")
+    }
+
     /// A line of the host's log containing `needle`, waiting for it if it
     /// has not been written yet.
     pub async fn log_containing(&self, needle: &str) -> String {

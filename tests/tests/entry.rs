@@ -3,8 +3,9 @@
 //! client's address, egress only where the policy allows, and failures that
 //! are precise and stay with their request.
 
-use dohost_tests::{guest, polyglot, Launch, TestHost};
+use dohost_tests::{eventually, guest, polyglot, Launch, TestHost};
 use std::path::PathBuf;
+use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 fn classes() -> Vec<(&'static str, PathBuf)> {
@@ -325,4 +326,90 @@ async fn a_bad_entry_or_binding_stops_start_up_with_its_key() {
         stderr.contains("entry:") && stderr.contains("wasi:http"),
         "{stderr}"
     );
+}
+
+/// The chat app of examples/js/chat-app (its entry, `ChatRoom` and
+/// `RateLimiter`), in process on virtual time, 3 connections a minute per IP.
+async fn chat_app() -> TestHost {
+    let classes = [
+        ("ChatRoom", polyglot("js_chat")),
+        ("RateLimiter", polyglot("js_rate_limiter")),
+    ];
+    let extra = format!(
+        "[vars]\nRATE_LIMIT = \"3\"\n[entry]\ncomponent = {:?}\n\
+         [bindings]\nROOMS = \"ChatRoom\"\nLIMITERS = \"RateLimiter\"\n",
+        polyglot("js_chat_app_entry")
+    );
+    TestHost::in_process_with(&classes, &extra).await
+}
+
+fn refused_status(err: tokio_tungstenite::tungstenite::Error) -> (u16, String) {
+    match err {
+        tokio_tungstenite::tungstenite::Error::Http(res) => {
+            let retry = res
+                .headers()
+                .get("retry-after")
+                .map(|v| v.to_str().unwrap().to_string())
+                .unwrap_or_default();
+            (res.status().as_u16(), retry)
+        }
+        other => panic!("expected an HTTP refusal, got {other}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_chat_app_forwards_websockets_to_its_rooms_and_limits_each_client() {
+    use serde_json::json;
+    let host = chat_app().await;
+    // The entry forwards the upgrade (`new Request(url, request)`): the
+    // socket is the room's, as if the client had reached it directly.
+    let mut ann = host.ws("/api/room/lobby/websocket?user=ann").await;
+    let mut bob = host.ws("/api/room/lobby/websocket?user=bob").await;
+    bob.send("hi").await;
+    for client in [&mut ann, &mut bob] {
+        assert_eq!(
+            client.next_json().await,
+            json!({"from": "bob", "text": "hi"})
+        );
+    }
+    let users = host.get("/api/room/lobby/users").await;
+    assert_eq!((users.status, users.json()), (200, json!(["ann", "bob"])));
+    // The third connection of the minute is allowed, the fourth is not.
+    let mut cid = host.ws("/api/room/other/websocket?user=cid").await;
+    let refused = host.try_ws("/api/room/lobby/websocket?user=dee").await;
+    let (status, retry) = refused_status(refused.err().expect("over the rate limit"));
+    assert_eq!(status, 429);
+    assert!(retry.parse::<u64>().is_ok_and(|s| s > 0), "{retry}");
+    // The rooms hibernate with their sockets open; a message wakes one.
+    host.advance_ms(10_000);
+    eventually(Duration::from_secs(10), "the rooms hibernate", || async {
+        let m = host.metrics().await;
+        m.get("dohost_instances_active") == 0.0
+            && m.get("dohost_objects_hibernated_with_sockets") == 2.0
+    })
+    .await;
+    ann.send("still there?").await;
+    for client in [&mut ann, &mut bob] {
+        let text = json!({"from": "ann", "text": "still there?"});
+        assert_eq!(client.next_json().await, text);
+    }
+    cid.send("alone").await;
+    assert_eq!(
+        cid.next_json().await,
+        json!({"from": "cid", "text": "alone"})
+    );
+    // A minute later the client may connect again.
+    host.advance_ms(60_000);
+    let mut dee = host.ws("/api/room/lobby/websocket?user=dee").await;
+    dee.send("late").await;
+    assert_eq!(
+        ann.next_json().await,
+        json!({"from": "dee", "text": "late"})
+    );
+    // Not an upgrade: the room's own 426, through the entry.
+    let plain = host.get("/api/room/lobby/websocket?user=eve").await;
+    assert_eq!(plain.status, 426, "{}", plain.body);
+    let history = host.get("/api/room/lobby/history").await.json();
+    assert_eq!(history.as_array().map(Vec::len), Some(3), "{history}");
+    assert_eq!(host.get("/api/nope").await.status, 404);
 }

@@ -14,7 +14,7 @@ pub mod egress;
 mod state;
 
 use crate::capabilities::env::EnvCtx;
-use crate::capabilities::namespaces::{NamespacesCtx, Peers};
+use crate::capabilities::namespaces::{EntryUpgrade, NamespacesCtx, Peers};
 use crate::clock::SharedClock;
 use crate::config::limits::MAX_ENTRY_RESPONSE_BYTES;
 use crate::config::{AppEnv, EntryConfig, Limits};
@@ -173,7 +173,7 @@ impl LoadedEntry {
 }
 
 impl Entry {
-    fn new_state(&self, deadline: Deadline) -> EntryState {
+    fn new_state(&self, deadline: Deadline, upgrade: Option<EntryUpgrade>) -> EntryState {
         let log = GuestLog::new("entry".into());
         EntryState {
             wasi: guest_wasi(&log, self.clock.clone()),
@@ -183,7 +183,7 @@ impl Entry {
                 policy: self.egress.clone(),
             },
             limiter: MemoryLimiter::new(self.memory),
-            namespaces: NamespacesCtx::for_entry(self.peers.clone(), deadline.clone()),
+            namespaces: NamespacesCtx::for_entry(self.peers.clone(), deadline.clone(), upgrade),
             env: EnvCtx {
                 env: self.env.clone(),
             },
@@ -192,17 +192,19 @@ impl Entry {
         }
     }
 
-    /// Serves one request on a fresh instance.
+    /// Serves one request on a fresh instance (`upgrade`: its WebSocket
+    /// connection, for the objects it forwards the request to).
     pub async fn handle(
         &self,
         request: hyper::Request<EntryBody>,
+        upgrade: Option<EntryUpgrade>,
     ) -> Result<hyper::Response<Full<Bytes>>, EntryError> {
         let _slot = tokio::time::timeout(self.wait, self.slots.clone().acquire_owned())
             .await
             .map_err(|_| EntryError::Busy(self.max_instances))?
             .expect("the semaphore is never closed");
         let deadline = Deadline::default();
-        let mut store = Store::new(self.pre.engine(), self.new_state(deadline.clone()));
+        let mut store = Store::new(self.pre.engine(), self.new_state(deadline.clone(), upgrade));
         limit_store(&mut store, |s| &mut s.limiter, |s| &s.deadline);
         let (tx, rx) = oneshot::channel();
         let host = |e: wasmtime::Error| EntryError::Host(format!("{e:#}"));

@@ -14,11 +14,11 @@ use wasmtime::component::Val;
 /// What an event asks of the object.
 #[derive(Debug)]
 pub enum EventKind {
-    /// An HTTP request; `upgrade` holds the connection if it asks for a
+    /// An HTTP request; `upgrade` offers the connection if it asks for a
     /// WebSocket (the socket is served from it once the accept commits).
     Fetch {
         request: Request,
-        upgrade: Option<crate::capabilities::sockets::PendingConnection>,
+        upgrade: Option<crate::capabilities::sockets::UpgradeOffer>,
     },
     Rpc {
         method: Arc<RpcMethod>,

@@ -43,10 +43,10 @@ impl ObjectActor {
             self.name = name;
         }
         let upgrade = match &mut kind {
-            EventKind::Fetch { upgrade, .. } => upgrade.take(),
+            EventKind::Fetch { upgrade, .. } => upgrade.take().filter(|o| o.is_open()),
             _ => None,
         };
-        let (result, mut effects) = match kind {
+        let (mut result, mut effects) = match kind {
             EventKind::Alarm => self.run_alarm(&callers).await,
             kind => {
                 let start = EventStart {
@@ -59,8 +59,22 @@ impl ObjectActor {
         };
         // The accepted socket is served from the request's connection once
         // the event commits (an event that failed has no effects).
-        if let (Ok(EventOutput::Upgrade { socket, .. }), Some(connection)) = (&result, upgrade) {
-            effects.sockets.served = Some((*socket, connection));
+        if let (Ok(EventOutput::Upgrade { socket, response }), Some(offer)) = (&result, upgrade) {
+            match offer.accept(response.headers.clone()) {
+                Some(connection) => effects.sockets.served = Some((*socket, connection)),
+                // Another object accepted the entry's connection first
+                // (a call that timed out left its event queued): this
+                // accept is dropped, as when a fetch accepts without a 101.
+                None => {
+                    let socket = *socket;
+                    effects.sockets.ops.retain(|op| op.socket() != Some(socket));
+                    result = Ok(EventOutput::Response(Response {
+                        status: 409,
+                        headers: vec![("content-type".into(), "text/plain".into())],
+                        body: b"the WebSocket was already accepted by another object".to_vec(),
+                    }));
+                }
+            }
         }
         Pending {
             reply,

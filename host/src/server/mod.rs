@@ -204,7 +204,7 @@ async fn route(
             if let Some(refused) = front.surface.refuse(false) {
                 return refused;
             }
-            return entry::entry_route(front, entry, req, peer).await;
+            return entry::entry_route(front, entry, req, peer, connection).await;
         }
     }
     let route = match parsed {

@@ -5,7 +5,7 @@ use super::responses::{guest_response, json_response};
 use super::routes::ObjectAddress;
 use super::{error_response, event_error_response, Front, HttpResponse, REQUEST_READ_TIMEOUT};
 use crate::bindings::dohost::object::types::Request;
-use crate::capabilities::sockets::PendingConnection;
+use crate::capabilities::sockets::{PendingConnection, UpgradeOffer};
 use crate::config::limits::{MAX_RPC_ARGS_BYTES, MAX_RPC_RESULT_BYTES};
 use crate::guest::engine::LoadedClass;
 use crate::object::EventOutput;
@@ -35,7 +35,9 @@ pub(super) fn known_class<'r>(
 
 /// The `Sec-WebSocket-Key` of a valid WebSocket upgrade request, `None` for an
 /// ordinary request, or a 400 for a broken handshake.
-fn websocket_key(req: &hyper::Request<Incoming>) -> Result<Option<String>, HttpResponse> {
+pub(super) fn websocket_key(
+    req: &hyper::Request<Incoming>,
+) -> Result<Option<String>, HttpResponse> {
     let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
     let wants = header("upgrade").is_some_and(|v| {
         v.split(',')
@@ -113,9 +115,9 @@ pub(super) async fn object_route(
     // The object serves the connection once its accept commits, even if
     // this request goes away first; the socket then holds the connection's
     // place among `max_connections`.
-    let pending = PendingConnection::new(on_upgrade, Box::new(connection));
+    let offer = UpgradeOffer::new(PendingConnection::new(on_upgrade, Box::new(connection)));
     match runtime
-        .fetch_upgrade(class, id, name, request, pending)
+        .fetch_upgrade(class, id, name, request, offer, Default::default())
         .await
     {
         Ok(EventOutput::Upgrade { response, .. }) => {
@@ -131,7 +133,7 @@ pub(super) async fn object_route(
 }
 
 /// The request's headers as (name, value) pairs for the guest.
-fn header_pairs(headers: &hyper::HeaderMap) -> Vec<(String, String)> {
+pub(super) fn header_pairs(headers: &hyper::HeaderMap) -> Vec<(String, String)> {
     headers
         .iter()
         .map(|(k, v)| {
@@ -144,7 +146,7 @@ fn header_pairs(headers: &hyper::HeaderMap) -> Vec<(String, String)> {
 }
 
 /// The guest's 101 with the WebSocket handshake headers for `ws_key`.
-fn switching_protocols(mut res: HttpResponse, ws_key: &str) -> HttpResponse {
+pub(super) fn switching_protocols(mut res: HttpResponse, ws_key: &str) -> HttpResponse {
     let headers = res.headers_mut();
     headers.insert(
         hyper::header::UPGRADE,

@@ -5,6 +5,7 @@ use super::{check_cycle, CallChain, Callee, ChainLink, PeerError, Peers};
 use crate::bindings::dohost::object::namespaces::{self, CallError};
 use crate::bindings::dohost::object::types::{Request, Response};
 use crate::bindings::CallFailure;
+use crate::capabilities::sockets::UpgradeOffer;
 use crate::config::is_valid_class_name;
 use crate::config::limits::{MAX_CALL_DEPTH, MAX_KNOWN_NAME_BYTES, MAX_RPC_ARGS_BYTES};
 use crate::deadline::Deadline;
@@ -23,6 +24,18 @@ pub struct NamespacesCtx {
     known_name_bytes: usize,
     /// Paused while this instance waits on another object.
     deadline: Deadline,
+    /// An entry serving a WebSocket upgrade: the client's connection.
+    upgrade: Option<EntryUpgrade>,
+}
+
+/// The WebSocket connection of the request an entry serves, offered to the
+/// objects it forwards GET requests to until one accepts it.
+pub struct EntryUpgrade {
+    pub offer: UpgradeOffer,
+    /// The client's handshake headers (Upgrade, Connection,
+    /// Sec-WebSocket-*): restored on a forwarded request that lacks them,
+    /// as the Fetch API's `new Request(url, request)` drops them.
+    pub handshake: Vec<(String, String)>,
 }
 
 impl NamespacesCtx {
@@ -33,19 +46,44 @@ impl NamespacesCtx {
             known_names: HashMap::new(),
             known_name_bytes: 0,
             deadline,
+            upgrade: None,
         }
     }
 
     /// The namespaces of an entry worker: it is not an object, so its calls
     /// start a chain instead of extending one.
-    pub fn for_entry(peers: Arc<dyn Peers>, deadline: Deadline) -> NamespacesCtx {
+    pub fn for_entry(
+        peers: Arc<dyn Peers>,
+        deadline: Deadline,
+        upgrade: Option<EntryUpgrade>,
+    ) -> NamespacesCtx {
         NamespacesCtx {
             peers,
             chain: Arc::default(),
             known_names: HashMap::new(),
             known_name_bytes: 0,
             deadline,
+            upgrade,
         }
+    }
+
+    /// The entry's connection, if `req` may take it: a GET while no object
+    /// has accepted it. The handshake headers it lacks are restored.
+    fn upgrade_for(&self, req: &mut Request) -> Option<UpgradeOffer> {
+        let upgrade = self.upgrade.as_ref()?;
+        if !req.method.eq_ignore_ascii_case("GET") || !upgrade.offer.is_open() {
+            return None;
+        }
+        for (name, value) in &upgrade.handshake {
+            if !req
+                .headers
+                .iter()
+                .any(|(n, _)| n.eq_ignore_ascii_case(name))
+            {
+                req.headers.push((name.clone(), value.clone()));
+            }
+        }
+        Some(upgrade.offer.clone())
     }
 
     /// A new event starts: its waiting callers, then this object.
@@ -158,10 +196,14 @@ impl namespaces::Host for &mut NamespacesCtx {
         Ok(result?.to_string())
     }
 
-    async fn fetch(&mut self, class: String, id: String, req: Request) -> CallResult<Response> {
+    async fn fetch(&mut self, class: String, id: String, mut req: Request) -> CallResult<Response> {
         let target = self.target(class, &id)?;
         let paused = self.deadline.pause();
-        let result = self.peers.fetch(target, req, self.chain.clone()).await;
+        let chain = self.chain.clone();
+        let result = match self.upgrade_for(&mut req) {
+            Some(offer) => self.peers.fetch_upgrade(target, req, offer, chain).await,
+            None => self.peers.fetch(target, req, chain).await,
+        };
         self.deadline.resume(paused);
         Ok(result?)
     }

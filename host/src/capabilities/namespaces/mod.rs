@@ -8,9 +8,10 @@
 
 mod import;
 
-pub use import::NamespacesCtx;
+pub use import::{EntryUpgrade, NamespacesCtx};
 
 use crate::bindings::dohost::object::types::{Request, Response};
+use crate::capabilities::sockets::UpgradeOffer;
 use crate::id::ObjectId;
 use serde_json::Value;
 use std::future::Future;
@@ -201,6 +202,19 @@ pub trait Peers: Send + Sync {
         req: Request,
         chain: CallChain,
     ) -> BoxFuture<Result<Response, PeerError>>;
+
+    /// Sends `req`, a WebSocket upgrade, with the client's connection: if
+    /// the object accepts, it takes the connection and answers 101.
+    fn fetch_upgrade(
+        &self,
+        target: Callee,
+        req: Request,
+        offer: UpgradeOffer,
+        chain: CallChain,
+    ) -> BoxFuture<Result<Response, PeerError>> {
+        drop(offer);
+        self.fetch(target, req, chain)
+    }
 }
 
 /// No other objects: every call fails.

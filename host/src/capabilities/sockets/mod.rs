@@ -102,6 +102,67 @@ impl PendingConnection {
     }
 }
 
+/// A connection offered to the events that may accept it: a direct upgrade
+/// request offers it to its object; an entry's upgrade request offers it to
+/// each object the entry forwards a request to, until one accepts. The
+/// accepting event takes it when it ends (and serves it once it commits);
+/// the others leave it for the next.
+#[derive(Clone, Debug)]
+pub struct UpgradeOffer(Arc<std::sync::Mutex<Offered>>);
+
+#[derive(Debug)]
+enum Offered {
+    Open(PendingConnection),
+    /// Taken by an accepting event, with the headers of its 101.
+    Accepted(Vec<(String, String)>),
+    Withdrawn,
+}
+
+impl UpgradeOffer {
+    pub fn new(connection: PendingConnection) -> UpgradeOffer {
+        UpgradeOffer(Arc::new(std::sync::Mutex::new(Offered::Open(connection))))
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Offered> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// True while no event has accepted the connection.
+    pub fn is_open(&self) -> bool {
+        matches!(*self.lock(), Offered::Open(_))
+    }
+
+    /// Takes the connection for an event that accepted it and answered 101
+    /// with `headers`; `None` if another event took it first.
+    pub fn accept(&self, headers: Vec<(String, String)>) -> Option<PendingConnection> {
+        let mut offered = self.lock();
+        match std::mem::replace(&mut *offered, Offered::Accepted(headers)) {
+            Offered::Open(connection) => Some(connection),
+            other => {
+                *offered = other;
+                None
+            }
+        }
+    }
+
+    /// The headers of the 101 of the event that accepted, if one did.
+    pub fn accepted(&self) -> Option<Vec<(String, String)>> {
+        match &*self.lock() {
+            Offered::Accepted(headers) => Some(headers.clone()),
+            _ => None,
+        }
+    }
+
+    /// Drops the connection if nobody accepted it (its request was answered
+    /// otherwise), so that its place among the connections is freed.
+    pub fn withdraw(&self) {
+        let mut offered = self.lock();
+        if matches!(*offered, Offered::Open(_)) {
+            *offered = Offered::Withdrawn;
+        }
+    }
+}
+
 impl std::fmt::Debug for PendingConnection {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("PendingConnection")

@@ -8,7 +8,8 @@
 # componentize-js runs from the repository root: it maps the current directory
 # into its build sandbox, so classes can import ../../../guest-sdk/js/index.js (and
 # it the SDK modules beside it).
-# `--disable http fetch-event`: the host links WASI p2 but not wasi:http.
+# `--disable fetch-event`: an object is no wasi:http handler, but keeps
+# wasi:http's client for `fetch()` (outbound HTTP behind the output gate).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
@@ -42,7 +43,7 @@ up_to_date() {
 js() { # OUT SOURCE WIT-DIR WORLD
   up_to_date "$1" "$2" guest-sdk/js wit examples/wit package-lock.json && return
   echo "== componentize-js $2 → $1"
-  ./node_modules/.bin/componentize-js --wit "$3" --world-name "$4" --disable http fetch-event -o "$1" "$2"
+  ./node_modules/.bin/componentize-js --wit "$3" --world-name "$4" --disable fetch-event -o "$1" "$2"
 }
 
 # entry OUT WORKER: a Worker module (`export default { fetch }`) as an entry
@@ -69,6 +70,7 @@ js "$OUT/js_chat.wasm" examples/js/chat/chat.js wit dynamic-object
 js "$OUT/js_hello_counter.wasm" examples/js/hello/counter.js wit dynamic-object
 entry "$OUT/js_hello_entry.wasm" examples/js/hello/worker.js
 js "$OUT/js_rate_limiter.wasm" examples/js/chat-app/limiter.js wit dynamic-object
+js "$OUT/js_batcher.wasm" examples/js/batcher/batcher.js wit dynamic-object
 entry "$OUT/js_chat_app_entry.wasm" examples/js/chat-app/worker.js
 entry "$OUT/js_test_entry.wasm" tests/fixtures/entry-js/worker.js
 js "$OUT/js_sdk_probe.wasm" tests/fixtures/sdk-probe-js/probe.js wit object

@@ -30,6 +30,7 @@ pub async fn run(duration: Duration) -> anyhow::Result<()> {
         let config = dohost::config::ClassConfig {
             name: class.into(),
             component: component.clone(),
+            allow: Vec::new(),
         };
         let engine = dohost::guest::engine::Engine::new(
             &Default::default(),

@@ -237,6 +237,7 @@ pub async fn instantiate_times(
     let config = ClassConfig {
         name: "Counter".into(),
         component: component.to_path_buf(),
+        allow: Vec::new(),
     };
     let engine = Engine::new(
         &limits,

@@ -18,7 +18,9 @@
 // auto-response pair. See websocket.js for handle lifetimes.
 //
 // Build it with componentize-js from the repository root (see
-// scripts/build-polyglot.sh) with `--disable http fetch-event`. Module top levels
+// scripts/build-polyglot.sh) with `--disable fetch-event` (wasi:http stays on:
+// `fetch()` goes out through the class's egress policy and the output gate,
+// see the README's "Outbound HTTP"). Module top levels
 // run once at build time (the wizer snapshot): no module of the SDK calls a host
 // import at its top level (s64.js and timers.js patch globals there), only from
 // handlers.
@@ -58,13 +60,6 @@
 
 export { s64 } from './s64.js';
 import './timers.js';
-// Outbound HTTP from an object is not supported yet: the component is built
-// without wasi:http, where the platform's fetch() would trap the instance.
-globalThis.fetch = function fetch() {
-  return Promise.reject(
-    new TypeError('unsupported: fetch() from an object class is not supported yet by dohost; call the service from the entry worker'),
-  );
-};
 export { DohostError } from './error.js';
 export { SqlStorage, SqlStorageCursor } from './sql.js';
 export { DurableObjectStorage } from './storage.js';

@@ -21,6 +21,15 @@ pub struct EventLabels {
     pub outcome: String,
 }
 
+/// `from`: "entry" or the class; `host`: the allow-list entry that let the
+/// request out (empty when denied: a guest cannot grow the label set).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutboundLabels {
+    pub from: String,
+    pub host: String,
+    pub outcome: String,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ReasonLabel {
     pub reason: String,
@@ -42,6 +51,8 @@ pub struct Metrics {
     pub socket_auto_responses: Counter,
     pub socket_wakeups: Counter,
     pub alarms: Family<AlarmLabels, Counter>,
+    /// Outbound HTTP requests by sender, allow-list entry and outcome.
+    pub outbound: Family<OutboundLabels, Counter>,
     /// Objects with a running actor (active, or waiting for a slot).
     pub actors: Gauge,
     /// Objects the socket hub keeps an entry for (those with open sockets).
@@ -81,6 +92,7 @@ impl Default for Metrics {
             socket_auto_responses: Counter::default(),
             socket_wakeups: Counter::default(),
             alarms: Family::default(),
+            outbound: Family::default(),
             actors: Gauge::default(),
             socket_objects: Gauge::default(),
             temp_bytes: Gauge::default(),
@@ -168,6 +180,12 @@ impl Metrics {
             m.alarms.clone(),
         );
         registry.register(
+            "dohost_outbound_requests",
+            "Outbound HTTP requests of entries and objects, by sender (from), allow-list entry \
+             (host) and outcome (ok, error, denied)",
+            m.outbound.clone(),
+        );
+        registry.register(
             "dohost_actors",
             "Objects with a running actor (active, or waiting for an active slot)",
             m.actors.clone(),
@@ -224,6 +242,16 @@ impl Metrics {
         self.alarms
             .get_or_create(&AlarmLabels {
                 class: class.to_string(),
+                outcome: outcome.to_string(),
+            })
+            .inc();
+    }
+
+    pub fn outbound(&self, from: &str, host: &str, outcome: &str) {
+        self.outbound
+            .get_or_create(&OutboundLabels {
+                from: from.to_string(),
+                host: host.to_string(),
                 outcome: outcome.to_string(),
             })
             .inc();

@@ -165,6 +165,7 @@ impl Runtime {
                     env: app_env.clone(),
                     clock: clock.clone(),
                     dev: config.dev,
+                    metrics: metrics.clone(),
                 };
                 e.start(&config.limits, links)
             });

@@ -17,6 +17,7 @@ pub mod env;
 pub mod hooks;
 pub mod identity;
 pub mod namespaces;
+pub mod outbound;
 pub mod sockets;
 pub mod storage;
 
@@ -29,7 +30,7 @@ pub trait Capabilities: Send + 'static {
     fn storage(&mut self) -> storage::StorageView<'_>;
     fn alarms(&mut self) -> alarms::AlarmsView<'_>;
     fn sockets(&mut self) -> sockets::SocketsView<'_>;
-    fn namespaces(&mut self) -> &mut namespaces::NamespacesCtx;
+    fn namespaces(&mut self) -> namespaces::NamespacesView<'_>;
     fn identity(&mut self) -> &mut identity::IdentityCtx;
     fn env(&mut self) -> &mut env::EnvCtx;
 }
@@ -51,7 +52,7 @@ impl HasData for Sockets {
 
 struct Namespaces;
 impl HasData for Namespaces {
-    type Data<'a> = &'a mut namespaces::NamespacesCtx;
+    type Data<'a> = namespaces::NamespacesView<'a>;
 }
 
 struct Identity;
@@ -110,7 +111,7 @@ pub fn add_to_linker<T: Capabilities>(linker: &mut Linker<T>) -> anyhow::Result<
 /// What an entry worker's store lends its dohost imports: stubs to objects
 /// and the env (no storage, sockets or identity: an entry is stateless).
 pub trait EntryCapabilities: Send + 'static {
-    fn namespaces(&mut self) -> &mut namespaces::NamespacesCtx;
+    fn namespaces(&mut self) -> namespaces::NamespacesView<'_>;
     fn env(&mut self) -> &mut env::EnvCtx;
 }
 

@@ -115,6 +115,8 @@ struct RawAlarms {
 #[serde(deny_unknown_fields)]
 struct RawClass {
     component: PathBuf,
+    #[serde(default)]
+    allow: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -201,6 +203,8 @@ impl Default for Limits {
 pub struct ClassConfig {
     pub name: String,
     pub component: PathBuf,
+    /// Where the class's objects may send HTTP requests: `host:port` or `host`.
+    pub allow: Vec<String>,
 }
 
 /// The application's entry worker (`[entry]`).
@@ -247,6 +251,7 @@ impl Config {
             all.push(ClassConfig {
                 name: "entry".into(),
                 component: entry.component.clone(),
+                allow: Vec::new(),
             });
         }
         all
@@ -582,9 +587,11 @@ impl Check<'_> {
                     ),
                 ));
             }
+            self.check_allow(&format!("{key}.allow"), &class.allow)?;
             classes.push(ClassConfig {
                 name: name.clone(),
                 component,
+                allow: class.allow.clone(),
             });
         }
         Ok(classes)
@@ -601,7 +608,17 @@ impl Check<'_> {
                 ),
             ));
         }
-        for (i, a) in raw.allow.iter().enumerate() {
+        self.check_allow("entry.allow", &raw.allow)?;
+        Ok(EntryConfig {
+            component,
+            expose_objects: raw.expose_objects.unwrap_or(false),
+            allow: raw.allow.clone(),
+        })
+    }
+
+    /// An egress allow-list (`key`): `*`, `host` or `host:port` entries.
+    fn check_allow(&self, key: &str, allow: &[String]) -> Result<(), ConfigError> {
+        for (i, a) in allow.iter().enumerate() {
             let valid = a == "*"
                 || (!a.is_empty()
                     && !a.contains('/')
@@ -609,16 +626,12 @@ impl Check<'_> {
                         .is_none_or(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok()));
             if !valid {
                 return Err(self.invalid(
-                    &format!("entry.allow[{i}]"),
+                    &format!("{key}[{i}]"),
                     format!("{a:?} is not a host or host:port (like \"api.example.com:443\")"),
                 ));
             }
         }
-        Ok(EntryConfig {
-            component,
-            expose_objects: raw.expose_objects.unwrap_or(false),
-            allow: raw.allow.clone(),
-        })
+        Ok(())
     }
 
     /// Every class is created by exactly one supported migration.

@@ -10,11 +10,11 @@
 //! event limits of an object (`cpu_per_event`, `memory_per_instance_mib`).
 //! Its response is buffered (at most `MAX_ENTRY_RESPONSE_BYTES`).
 
-pub mod egress;
 mod state;
 
 use crate::capabilities::env::EnvCtx;
 use crate::capabilities::namespaces::{EntryUpgrade, NamespacesCtx, Peers};
+use crate::capabilities::outbound::{EgressHooks, EgressPolicy};
 use crate::clock::SharedClock;
 use crate::config::limits::MAX_ENTRY_RESPONSE_BYTES;
 use crate::config::{AppEnv, EntryConfig, Limits};
@@ -23,9 +23,9 @@ use crate::guest::engine::{Engine, EpochTicker};
 use crate::guest::limiter::MemoryLimiter;
 use crate::guest::log::GuestLog;
 use crate::guest::store::{guest_table, guest_wasi, limit_store};
+use crate::metrics::Metrics;
 use anyhow::{anyhow, Context};
 use bytes::Bytes;
-use egress::{EgressHooks, EgressPolicy};
 use http_body_util::{BodyExt, Full, Limited};
 pub use state::EntryState;
 use std::sync::Arc;
@@ -88,6 +88,7 @@ pub struct Entry {
     peers: Arc<dyn Peers>,
     env: Arc<AppEnv>,
     egress: Arc<EgressPolicy>,
+    metrics: Arc<Metrics>,
     clock: SharedClock,
     /// Development mode: trap messages carry the guest's output.
     dev: bool,
@@ -99,6 +100,7 @@ pub struct EntryLinks {
     pub env: Arc<AppEnv>,
     pub clock: SharedClock,
     pub dev: bool,
+    pub metrics: Arc<Metrics>,
 }
 
 /// The compiled and linked entry component, not yet serving.
@@ -165,9 +167,10 @@ impl LoadedEntry {
             slots: Arc::new(Semaphore::new(limits.max_entry_instances)),
             peers: links.peers,
             env: links.env,
-            egress: Arc::new(EgressPolicy::allowing(self.allow)),
+            egress: Arc::new(EgressPolicy::for_entry(self.allow)),
             clock: links.clock,
             dev: links.dev,
+            metrics: links.metrics,
         }
     }
 }
@@ -181,6 +184,7 @@ impl Entry {
             http: WasiHttpCtx::new(),
             hooks: EgressHooks {
                 policy: self.egress.clone(),
+                metrics: self.metrics.clone(),
             },
             limiter: MemoryLimiter::new(self.memory),
             namespaces: NamespacesCtx::for_entry(self.peers.clone(), deadline.clone(), upgrade),

@@ -1,9 +1,9 @@
 //! The store data of one entry instance: WASI, wasi:http (with the egress
 //! hooks), the memory budget, stubs to objects and the env.
 
-use super::egress::EgressHooks;
 use crate::capabilities::env::EnvCtx;
-use crate::capabilities::namespaces::NamespacesCtx;
+use crate::capabilities::namespaces::{NamespacesCtx, NamespacesView};
+use crate::capabilities::outbound::EgressHooks;
 use crate::capabilities::EntryCapabilities;
 use crate::deadline::Deadline;
 use crate::guest::limiter::MemoryLimiter;
@@ -46,8 +46,11 @@ impl WasiHttpView for EntryState {
 }
 
 impl EntryCapabilities for EntryState {
-    fn namespaces(&mut self) -> &mut NamespacesCtx {
-        &mut self.namespaces
+    fn namespaces(&mut self) -> NamespacesView<'_> {
+        NamespacesView {
+            ctx: &mut self.namespaces,
+            gate: None,
+        }
     }
 
     fn env(&mut self) -> &mut EnvCtx {

@@ -54,6 +54,8 @@ pub struct LoadedClass {
     pub component: Component,
     /// The class's RPC methods.
     pub rpc: RpcMethods,
+    /// Where its objects may send HTTP requests (`[classes.X] allow`).
+    pub egress: Arc<crate::capabilities::outbound::EgressPolicy>,
     /// Bytes of the component file.
     pub size: u64,
     /// How the component was obtained: compiled now or loaded from the cache.
@@ -132,6 +134,7 @@ impl Engine {
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)
             .map_err(|e| anyhow!("linking WASI: {e}"))?;
         crate::capabilities::add_to_linker(&mut linker)?;
+        crate::capabilities::outbound::object_http::add_to_linker(&mut linker)?;
         Ok(Engine {
             engine,
             ticker,
@@ -194,6 +197,10 @@ impl Engine {
             indices,
             component,
             rpc,
+            egress: Arc::new(crate::capabilities::outbound::EgressPolicy::for_class(
+                &class.name,
+                class.allow.clone(),
+            )),
             size: bytes.len() as u64,
             load,
             load_time: started.elapsed(),

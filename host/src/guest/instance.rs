@@ -36,6 +36,8 @@ use wasmtime::Store;
 #[derive(Debug, Default)]
 pub struct EventEffects {
     pub sockets: SocketEffects,
+    /// The event committed at the output gate: its batch so far is durable.
+    pub flushed: bool,
 }
 
 /// Limits applied to every call into an instance.
@@ -69,6 +71,9 @@ pub struct InstanceLinks {
     pub clock: SharedClock,
     /// The application's vars and secrets.
     pub env: Arc<AppEnv>,
+    pub metrics: Arc<crate::metrics::Metrics>,
+    /// The alarm index the output gate writes ahead (none: runs alone).
+    pub alarms: Option<Arc<crate::capabilities::alarms::AlarmScheduler>>,
 }
 
 impl InstanceLinks {
@@ -80,6 +85,8 @@ impl InstanceLinks {
             deadline: Deadline::default(),
             clock: Arc::new(crate::clock::SystemClock),
             env: Arc::default(),
+            metrics: Arc::default(),
+            alarms: None,
         }
     }
 }
@@ -173,12 +180,21 @@ impl ObjectInstance {
         let state = self.store.data_mut();
         state.namespaces.begin_event(callers);
         state.sockets.begin_event(upgrade, batch_accepts);
+        state.gate.begin_event(None);
+    }
+
+    /// The running event handles the alarm (at, retry): the output gate
+    /// keeps it stored across a commit in the handler.
+    pub fn set_running_alarm(&mut self, alarm: (i64, u32)) {
+        self.store.data_mut().gate.begin_event(Some(alarm));
     }
 
     /// Takes what the event did (to apply after its commit).
     pub fn take_effects(&mut self) -> EventEffects {
+        let state = self.store.data_mut();
         EventEffects {
-            sockets: self.store.data_mut().sockets.take_effects(),
+            sockets: state.sockets.take_effects(),
+            flushed: state.gate.take_flushed(),
         }
     }
 
@@ -425,9 +441,15 @@ fn new_state(
             name: who.name,
             aborted: None,
         },
-        sockets: SocketsCtx::new(links.sockets, key, socket_limits),
+        sockets: SocketsCtx::new(links.sockets, key.clone(), socket_limits),
         namespaces: NamespacesCtx::new(links.peers, me, links.deadline.clone()),
         env: EnvCtx { env: links.env },
+        http: wasmtime_wasi_http::WasiHttpCtx::new(),
+        egress: crate::capabilities::outbound::EgressHooks {
+            policy: class.egress.clone(),
+            metrics: links.metrics,
+        },
+        gate: crate::capabilities::outbound::OutputGate::new(key, links.alarms),
         deadline: links.deadline,
         log,
     }

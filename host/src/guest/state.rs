@@ -8,13 +8,16 @@ use super::log::GuestLog;
 use crate::capabilities::alarms::AlarmsView;
 use crate::capabilities::env::EnvCtx;
 use crate::capabilities::identity::IdentityCtx;
-use crate::capabilities::namespaces::NamespacesCtx;
+use crate::capabilities::namespaces::{NamespacesCtx, NamespacesView};
+use crate::capabilities::outbound::object_http::ObjectHttpView;
+use crate::capabilities::outbound::{EgressHooks, OutputGate};
 use crate::capabilities::sockets::{SocketsCtx, SocketsView};
 use crate::capabilities::storage::{ObjectDb, StorageView};
 use crate::capabilities::Capabilities;
 use crate::deadline::Deadline;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 /// The storage capability of one instance.
 pub struct StorageCtx {
@@ -32,6 +35,10 @@ pub struct InstanceState {
     pub(super) sockets: SocketsCtx,
     pub(super) namespaces: NamespacesCtx,
     pub(super) env: EnvCtx,
+    /// Outbound HTTP: wasi:http, the class's egress policy, the output gate.
+    pub(super) http: WasiHttpCtx,
+    pub(super) egress: EgressHooks,
+    pub(super) gate: OutputGate,
     /// The running call's deadline (shared with the database's progress
     /// handler, the epoch callback and the namespaces import).
     pub(super) deadline: Deadline,
@@ -44,6 +51,22 @@ impl WasiView for InstanceState {
             ctx: &mut self.wasi,
             table: &mut self.table,
         }
+    }
+}
+
+impl WasiHttpView for InstanceState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: &mut self.egress,
+        }
+    }
+}
+
+impl ObjectHttpView for InstanceState {
+    fn gate(&mut self) -> (&mut OutputGate, &mut ObjectDb) {
+        (&mut self.gate, &mut self.storage.db)
     }
 }
 
@@ -72,8 +95,11 @@ impl Capabilities for InstanceState {
         }
     }
 
-    fn namespaces(&mut self) -> &mut NamespacesCtx {
-        &mut self.namespaces
+    fn namespaces(&mut self) -> NamespacesView<'_> {
+        NamespacesView {
+            ctx: &mut self.namespaces,
+            gate: Some((&mut self.gate, &mut self.storage.db)),
+        }
     }
 
     fn identity(&mut self) -> &mut IdentityCtx {

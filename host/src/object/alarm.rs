@@ -25,7 +25,7 @@ impl ObjectActor {
             Ok(state) => state,
             Err(e) => return (Err(self.storage_failed(e)), host_effects()),
         };
-        let Some((_, retry)) = state.filter(|(at, _)| *at <= now) else {
+        let Some((at, retry)) = state.filter(|(at, _)| *at <= now) else {
             // Deleted or moved since it was indexed: rewriting it makes the
             // index resync at the commit.
             if let Err(e) = alarms::write(self.db(), state) {
@@ -50,6 +50,7 @@ impl ObjectActor {
         }
         self.env.metrics.alarm(&self.key.class, "fired");
         let instance = self.residency.instance().expect("ensured");
+        instance.set_running_alarm((at, retry));
         let writes_before = instance.db().meta_changes().event_alarm_writes();
         let result = match instance.alarm(retry).await {
             Ok(Ok(())) => Ok(AlarmOutcome::Succeeded),

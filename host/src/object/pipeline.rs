@@ -84,6 +84,8 @@ struct Batch {
     send_bytes: usize,
     /// Sockets the events accepted (not in the hub until the commit).
     accepts: usize,
+    /// The first events, committed at an output gate: never void.
+    durable: usize,
 }
 
 impl Batch {
@@ -101,7 +103,7 @@ impl Batch {
     /// SQLite rolled back the transaction: nothing of the events so far was
     /// kept, whatever they answered.
     fn void(&mut self, object: &(dyn Display + Sync), reason: &str) {
-        for p in &mut self.pending {
+        for p in self.pending.iter_mut().skip(self.durable) {
             if p.result.is_ok() {
                 p.result = Err(EventError::BatchRolledBack {
                     object: object.to_string(),
@@ -138,6 +140,10 @@ pub async fn run_batch<S: Stage>(
     let mut batch = Batch::default();
     for envelope in envelopes {
         let pending = stage.run(envelope, batch.accepts).await;
+        // The event committed at its output gate: what came before is durable.
+        if pending.effects.flushed {
+            batch.durable = batch.pending.len();
+        }
         if let Some(reason) = stage.take_lost() {
             batch.void(object, &reason);
             begin_again(stage);
@@ -206,6 +212,8 @@ mod tests {
         Send(usize),
         /// Accepts a socket.
         Accept,
+        /// Commits at the output gate, then SQLite rolls the transaction back.
+        FlushThenLose,
     }
 
     #[derive(Default)]
@@ -253,6 +261,13 @@ mod tests {
                         tags: vec![],
                     });
                     Ok(EventOutput::Done)
+                }
+                Script::FlushThenLose => {
+                    effects.flushed = true;
+                    self.lost = Some(format!("lost under {n}"));
+                    Err(EventError::Dropped {
+                        object: format!("lost {n}"),
+                    })
                 }
                 Script::Ok => Ok(EventOutput::Done),
             };
@@ -422,6 +437,19 @@ mod tests {
             "{:?}",
             fake.log
         );
+    }
+
+    #[tokio::test]
+    async fn events_committed_at_an_output_gate_are_never_voided() {
+        let mut fake = Fake {
+            scripts: vec![Script::Ok, Script::FlushThenLose, Script::Ok],
+            ..Fake::default()
+        };
+        let mut replies = run(&mut fake).await;
+        // The first event was committed by the second one's gate: it is
+        // durable, so a later loss does not make it a "retry".
+        assert!(replies[0].try_recv().unwrap().is_ok());
+        assert!(replies[2].try_recv().unwrap().is_ok());
     }
 
     #[tokio::test]

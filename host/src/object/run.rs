@@ -199,6 +199,8 @@ impl ObjectActor {
             deadline: self.deadline.clone(),
             clock: self.env.clock.clone(),
             env: self.env.app_env.clone(),
+            metrics: self.env.metrics.clone(),
+            alarms: Some(self.env.alarms.clone()),
         };
         let who = Identity {
             id: self.key.id,

@@ -104,6 +104,18 @@ pub fn read(db: &ObjectDb) -> Result<Option<(i64, u32)>, StorageError> {
     Ok(Some((at, retry)))
 }
 
+/// Sets (or clears) the alarm as the host, not as the running event: the
+/// handler's own writes stay countable (see `event_alarm_writes`).
+pub fn restore(db: &mut ObjectDb, alarm: Option<(i64, u32)>) -> Result<(), StorageError> {
+    let (at, retry) = match alarm {
+        Some((at, 0)) => (Value::Integer(at), Value::Null),
+        Some((at, retry)) => (Value::Integer(at), Value::Integer(retry.into())),
+        None => (Value::Null, Value::Null),
+    };
+    db.restore_meta(Meta::Alarm, at)?;
+    db.restore_meta(Meta::AlarmRetry, retry)
+}
+
 /// Sets (or clears) the alarm of an object in its database.
 pub fn write(db: &mut ObjectDb, alarm: Option<(i64, u32)>) -> Result<(), StorageError> {
     match alarm {

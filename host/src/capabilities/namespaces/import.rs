@@ -5,7 +5,9 @@ use super::{check_cycle, CallChain, Callee, ChainLink, PeerError, Peers};
 use crate::bindings::dohost::object::namespaces::{self, CallError};
 use crate::bindings::dohost::object::types::{Request, Response};
 use crate::bindings::CallFailure;
+use crate::capabilities::outbound::OutputGate;
 use crate::capabilities::sockets::UpgradeOffer;
+use crate::capabilities::storage::ObjectDb;
 use crate::config::is_valid_class_name;
 use crate::config::limits::{MAX_CALL_DEPTH, MAX_KNOWN_NAME_BYTES, MAX_RPC_ARGS_BYTES};
 use crate::deadline::Deadline;
@@ -147,13 +149,34 @@ impl NamespacesCtx {
 
 type CallResult<T> = Result<T, CallFailure>;
 
-impl namespaces::Host for &mut NamespacesCtx {
+/// What the namespaces import works on: the context and, in an object, its
+/// output gate (a call leaves only after the writes before it are durable).
+pub struct NamespacesView<'a> {
+    pub ctx: &'a mut NamespacesCtx,
+    /// None for an entry: it writes nothing.
+    pub gate: Option<(&'a mut OutputGate, &'a mut ObjectDb)>,
+}
+
+impl NamespacesView<'_> {
+    fn open_gate(&mut self) -> Result<(), PeerError> {
+        match &mut self.gate {
+            Some((gate, db)) => gate.open(db).map_err(|why| {
+                PeerError::Invalid(format!(
+                    "the call cannot leave before the writes before it: {why}"
+                ))
+            }),
+            None => Ok(()),
+        }
+    }
+}
+
+impl namespaces::Host for NamespacesView<'_> {
     async fn id_from_name(&mut self, class: String, name: String) -> CallResult<String> {
         check_class(&class)?;
         check_name(&name).map_err(PeerError::Invalid)?;
         let id = ObjectId::from_name(&class, &name);
         // Remember the name so calls through this id address the object by name.
-        self.remember_name(class, id, name);
+        self.ctx.remember_name(class, id, name);
         Ok(id.to_string())
     }
 
@@ -175,7 +198,7 @@ impl namespaces::Host for &mut NamespacesCtx {
         method: String,
         args_json: String,
     ) -> CallResult<String> {
-        let target = self.target(class, &id)?;
+        let target = self.ctx.target(class, &id)?;
         if args_json.len() > MAX_RPC_ARGS_BYTES {
             return Err(PeerError::Invalid(format!(
                 "arguments too large: {} bytes of JSON (at most {MAX_RPC_ARGS_BYTES})",
@@ -187,24 +210,32 @@ impl namespaces::Host for &mut NamespacesCtx {
             .map_err(|e| PeerError::Invalid(format!("args-json is not valid JSON: {e}")))?;
         // Waiting on another object does not count against this event's
         // deadline (the call has its own, limits.call_timeout).
-        let paused = self.deadline.pause();
+        let paused = self.ctx.deadline.pause();
+        self.open_gate()?;
         let result = self
+            .ctx
             .peers
-            .call(target, method, args, self.chain.clone())
+            .call(target, method, args, self.ctx.chain.clone())
             .await;
-        self.deadline.resume(paused);
+        self.ctx.deadline.resume(paused);
         Ok(result?.to_string())
     }
 
     async fn fetch(&mut self, class: String, id: String, mut req: Request) -> CallResult<Response> {
-        let target = self.target(class, &id)?;
-        let paused = self.deadline.pause();
-        let chain = self.chain.clone();
-        let result = match self.upgrade_for(&mut req) {
-            Some(offer) => self.peers.fetch_upgrade(target, req, offer, chain).await,
-            None => self.peers.fetch(target, req, chain).await,
+        let target = self.ctx.target(class, &id)?;
+        self.open_gate()?;
+        let paused = self.ctx.deadline.pause();
+        let chain = self.ctx.chain.clone();
+        let result = match self.ctx.upgrade_for(&mut req) {
+            Some(offer) => {
+                self.ctx
+                    .peers
+                    .fetch_upgrade(target, req, offer, chain)
+                    .await
+            }
+            None => self.ctx.peers.fetch(target, req, chain).await,
         };
-        self.deadline.resume(paused);
+        self.ctx.deadline.resume(paused);
         Ok(result?)
     }
 

@@ -8,7 +8,7 @@
 
 mod import;
 
-pub use import::{EntryUpgrade, NamespacesCtx};
+pub use import::{EntryUpgrade, NamespacesCtx, NamespacesView};
 
 use crate::bindings::dohost::object::types::{Request, Response};
 use crate::capabilities::sockets::UpgradeOffer;

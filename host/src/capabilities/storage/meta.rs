@@ -102,6 +102,15 @@ impl MetaChanges {
         self.batch & meta.bit() != 0
     }
 
+    /// What the batch and the running event changed so far, as batch
+    /// changes (for a commit in the middle of the event: the output gate).
+    pub fn so_far(&self) -> MetaChanges {
+        MetaChanges {
+            batch: self.batch | self.event,
+            ..*self
+        }
+    }
+
     /// The transaction ended (committed or rolled back): start over.
     pub fn clear(&mut self) {
         *self = MetaChanges::default();

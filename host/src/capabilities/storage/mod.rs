@@ -380,6 +380,63 @@ impl ObjectDb {
         Ok(())
     }
 
+    /// Why the running event cannot commit at the output gate now, if it
+    /// cannot: inside a nested transaction (its savepoints would end), over
+    /// the quota, with deferred foreign keys unresolved, or without a
+    /// transaction.
+    pub fn check_gate(&self) -> Result<()> {
+        if !self.in_event || !self.in_transaction() {
+            return Err(StorageError::Invalid("no event transaction is open".into()));
+        }
+        if self.nested > 0 {
+            return Err(StorageError::Invalid(
+                "inside a nested transaction (transactionSync / begin-nested): send after it ends"
+                    .into(),
+            ));
+        }
+        if let Some(reason) = &self.doomed {
+            return Err(StorageError::Quota(reason.clone()));
+        }
+        if self.deferred_fk_violations() {
+            return Err(StorageError::Sql(
+                "FOREIGN KEY constraint failed: resolve the deferred foreign keys first".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Commits the open transaction in the middle of an event (see
+    /// `check_gate`) and goes on in a new one, the event in a new savepoint.
+    /// What the batch changed in host metadata is kept for its own commit.
+    /// A failure ends the transaction as if SQLite had rolled it back.
+    pub fn commit_at_gate(&mut self) -> Result<()> {
+        let opened = self
+            .run("RELEASE dohost_event")
+            .and_then(|()| self.run("COMMIT"));
+        if let Err(e) = opened {
+            stop_if_sync_failed(&self.path, &e);
+            let _ = self.conn.execute_batch("ROLLBACK");
+            let reason = format!("commit at the output gate failed: {e}");
+            self.lost = Some(reason.clone());
+            return Err(StorageError::Failed(reason));
+        }
+        self.needs_schema = false;
+        let changes = self.changes;
+        self.run("BEGIN")
+            .and_then(|()| self.run("SAVEPOINT dohost_event"))
+            .inspect_err(|e| self.lost = Some(format!("after the output gate: {e}")))?;
+        self.changes = changes;
+        Ok(())
+    }
+
+    /// Writes host metadata as the host, not as the running event (the
+    /// output gate keeping a running alarm stored across its commit).
+    pub fn restore_meta(&mut self, meta: Meta, value: rusqlite::types::Value) -> Result<()> {
+        self.write_meta(meta.key(), value)?;
+        self.changes.wrote(meta, false);
+        Ok(())
+    }
+
     /// Abandons the batch.
     pub fn rollback(&mut self) {
         self.lost = None;

@@ -1,8 +1,10 @@
-//! Outbound HTTP from an entry (`wasi:http/outgoing-handler`, `fetch()` in
-//! JavaScript): only to the hosts of the policy (`[entry] allow`; default:
-//! nowhere), with timeouts and a cap on the response body, over rustls with
-//! the webpki roots for HTTPS (wasmtime-wasi-http's client).
+//! Where an entry or an object may send HTTP requests: only to the hosts of
+//! its policy (`[entry] allow`, `[classes.X] allow`; default: nowhere), with
+//! timeouts and a cap on the response body, over rustls with the webpki
+//! roots for HTTPS (wasmtime-wasi-http's client). Every request is counted
+//! by sender and allow-list entry (`dohost_outbound_requests_total`).
 
+use crate::metrics::Metrics;
 use http_body_util::BodyExt;
 use std::future::Future;
 use std::sync::Arc;
@@ -11,9 +13,15 @@ use wasmtime_wasi_http::{
     default_send_request, Error as HttpError, RequestOptions, WasiBody, WasiHttpHooks,
 };
 
-/// Where an entry may send requests, and how long and how much it may take.
+/// Where an entry or a class may send requests, and how long and how much
+/// it may take.
 #[derive(Debug, Clone)]
 pub struct EgressPolicy {
+    /// Who sends: "entry" or the class name (the metrics' `from`).
+    pub from: String,
+    /// The manifest key of the allow-list, named in denials
+    /// (`[classes.Batcher] allow`).
+    pub key: String,
     /// `host:port` or `host` (any port), lowercase; `*` allows everything.
     pub allow: Vec<String>,
     pub connect_timeout: Duration,
@@ -23,13 +31,20 @@ pub struct EgressPolicy {
 }
 
 impl EgressPolicy {
-    /// Nowhere: the default.
-    pub fn deny_all() -> EgressPolicy {
-        EgressPolicy::allowing(Vec::new())
+    /// The entry's policy (`[entry] allow`).
+    pub fn for_entry(allow: Vec<String>) -> EgressPolicy {
+        EgressPolicy::allowing("entry", "[entry] allow", allow)
     }
 
-    pub fn allowing(allow: Vec<String>) -> EgressPolicy {
+    /// A class's policy (`[classes.<class>] allow`).
+    pub fn for_class(class: &str, allow: Vec<String>) -> EgressPolicy {
+        EgressPolicy::allowing(class, &format!("[classes.{class}] allow"), allow)
+    }
+
+    fn allowing(from: &str, key: &str, allow: Vec<String>) -> EgressPolicy {
         EgressPolicy {
+            from: from.to_string(),
+            key: key.to_string(),
             allow: allow.into_iter().map(|a| a.to_ascii_lowercase()).collect(),
             connect_timeout: Duration::from_secs(10),
             first_byte_timeout: Duration::from_secs(30),
@@ -38,19 +53,21 @@ impl EgressPolicy {
         }
     }
 
-    /// True if a request to `host:port` may leave.
-    pub fn allows(&self, host: &str, port: u16) -> bool {
+    /// The allow-list entry that lets a request to `host:port` leave.
+    pub fn allows(&self, host: &str, port: u16) -> Option<&str> {
         let host = host.to_ascii_lowercase();
         let with_port = format!("{host}:{port}");
         self.allow
             .iter()
-            .any(|a| a == "*" || *a == host || *a == with_port)
+            .find(|a| *a == "*" || **a == host || **a == with_port)
+            .map(String::as_str)
     }
 }
 
-/// The hooks of one entry instance.
+/// The hooks of one entry or object instance.
 pub struct EgressHooks {
     pub policy: Arc<EgressPolicy>,
+    pub metrics: Arc<Metrics>,
 }
 
 type IoFuture = Box<dyn Future<Output = Result<(), HttpError>> + Send>;
@@ -65,15 +82,22 @@ impl WasiHttpHooks for EgressHooks {
         _fut: IoFuture,
     ) -> SendFuture {
         let policy = self.policy.clone();
+        let metrics = self.metrics.clone();
         Box::new(async move {
             let uri = request.uri();
             let host = uri.host().ok_or(HttpError::HttpRequestUriInvalid)?;
             let https = uri.scheme_str() == Some("https");
             let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
-            if !policy.allows(host, port) {
+            let Some(rule) = policy.allows(host, port).map(str::to_string) else {
+                metrics.outbound(&policy.from, "", "denied");
                 tracing::warn!(
-                    "egress denied: the entry sent a request to {host}:{port}, which is not in \
-                     [entry] allow ({})",
+                    "egress denied: {} sent a request to {host}:{port}, which is not in {} ({})",
+                    if policy.from == "entry" {
+                        "the entry".to_string()
+                    } else {
+                        format!("an object of class {}", policy.from)
+                    },
+                    policy.key,
                     if policy.allow.is_empty() {
                         "empty: nothing may leave".to_string()
                     } else {
@@ -81,7 +105,7 @@ impl WasiHttpHooks for EgressHooks {
                     }
                 );
                 return Err(HttpError::HttpRequestDenied);
-            }
+            };
             let clamp = |asked: Option<Duration>, ours: Duration| {
                 Some(asked.map_or(ours, |asked| asked.min(ours)))
             };
@@ -99,7 +123,13 @@ impl WasiHttpHooks for EgressHooks {
                     policy.between_bytes_timeout,
                 ),
             };
-            let (response, io) = default_send_request(request, Some(options)).await?;
+            let sent = default_send_request(request, Some(options)).await;
+            metrics.outbound(
+                &policy.from,
+                &rule,
+                if sent.is_ok() { "ok" } else { "error" },
+            );
+            let (response, io) = sent?;
             let cap = policy.max_response_bytes;
             let declared = hyper::body::Body::size_hint(response.body()).exact();
             if declared.is_some_and(|n| n > cap as u64) {
@@ -127,12 +157,18 @@ mod tests {
 
     #[test]
     fn the_policy_matches_host_or_host_and_port() {
-        let p = EgressPolicy::allowing(vec!["API.example.com:443".into(), "127.0.0.1".into()]);
-        assert!(p.allows("api.example.com", 443));
-        assert!(!p.allows("api.example.com", 80));
-        assert!(p.allows("127.0.0.1", 8080));
-        assert!(!p.allows("example.com", 443));
-        assert!(!EgressPolicy::deny_all().allows("127.0.0.1", 80));
-        assert!(EgressPolicy::allowing(vec!["*".into()]).allows("anything", 1));
+        let p = EgressPolicy::for_entry(vec!["API.example.com:443".into(), "127.0.0.1".into()]);
+        assert_eq!(
+            p.allows("api.example.com", 443),
+            Some("api.example.com:443")
+        );
+        assert_eq!(p.allows("api.example.com", 80), None);
+        assert_eq!(p.allows("127.0.0.1", 8080), Some("127.0.0.1"));
+        assert_eq!(p.allows("example.com", 443), None);
+        let nowhere = EgressPolicy::for_class("Batcher", Vec::new());
+        assert_eq!(nowhere.allows("127.0.0.1", 80), None);
+        assert_eq!(nowhere.key, "[classes.Batcher] allow");
+        let anywhere = EgressPolicy::for_class("Batcher", vec!["*".into()]);
+        assert_eq!(anywhere.allows("anything", 1), Some("*"));
     }
 }

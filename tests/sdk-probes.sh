@@ -119,6 +119,8 @@ expect "JS stub.fetch(JsCounter POST /increment?by=2)" 200 '^200 -1$' -X POST "$
   -d '{"class":"JsCounter","name":"ns-'$$'","method":"POST","path":"/increment?by=2"}'
 expect "Python stub.fetch(PyCounter GET /)" 200 '^200 -4611686018427387899$' -X POST "$BASE/obj/PySdkProbe/ns-$$/fetch-other" \
   -d '{"class":"PyCounter","name":"ns-'$$'","method":"GET","path":"/"}'
+expect "a call inside transactionSync is refused at the output gate" 200 '^invalid: the call cannot leave before the writes before it: inside a nested transaction' \
+  -X POST "$BASE/obj/JsSdkProbe/ns-$$/call-in-transaction"
 expect "stub.call of an unknown method -> DohostError" 500 'DohostError|no method|unknown' -X POST "$BASE/obj/JsSdkProbe/ns-$$/call" \
   -d '{"class":"JsCounter","name":"x","method":"nope","args":[]}'
 

@@ -12,6 +12,26 @@
 import * as wenv from 'dohost:object/env@0.2.0';
 import { getNamespace } from './stub.js';
 
+const ASSETS_CLASS = '@assets';
+// The host answers requests to this origin from `[assets] directory` itself.
+const ASSETS_ORIGIN = 'http://assets.dohost.internal';
+
+/**
+ * `env.ASSETS`, as Cloudflare's assets binding: `fetch(request | path | URL)`
+ * answers with the static file of that path (only the path and query count;
+ * GET and HEAD, conditional and range headers as on the direct route).
+ */
+function assetsBinding() {
+  return Object.freeze({
+    fetch(input, init) {
+      const relative = typeof input === 'string' && input.startsWith('/');
+      const req = new Request(relative ? ASSETS_ORIGIN + input : input, init);
+      const url = new URL(req.url);
+      return fetch(new Request(ASSETS_ORIGIN + url.pathname + url.search, { method: req.method, headers: req.headers }));
+    },
+  });
+}
+
 /**
  * The `env` of a new instance: every var and secret of the manifest (in the
  * host's order: sorted by name), then the own enumerable entries of `extra`
@@ -26,8 +46,11 @@ export function buildEnv(extra = {}, makeResponse = undefined) {
     const value = wenv.get(name);
     if (value !== undefined) define(String(name), value);
   }
-  // `[bindings]`: `env.COUNTER` is the namespace of the bound class.
-  for (const [name, className] of wenv.bindings()) define(String(name), getNamespace(String(className), makeResponse));
+  // `[bindings]`: `env.COUNTER` is the namespace of the bound class; the
+  // `[assets] binding` (class '@assets') fetches the host's static files.
+  for (const [name, className] of wenv.bindings()) {
+    define(String(name), className === ASSETS_CLASS ? assetsBinding() : getNamespace(String(className), makeResponse));
+  }
   for (const [name, value] of Object.entries(extra)) {
     if (Object.prototype.hasOwnProperty.call(env, name)) {
       throw new TypeError(`exportObject: env.${name} is also a var or secret of the manifest; rename one of them`);

@@ -11,6 +11,7 @@
 //! Leaves that import nothing of ours: `config`, `id`, `clock`, `deadline`,
 //! `blocking`.
 
+pub mod assets;
 pub mod bindings;
 pub mod blocking;
 pub mod capabilities;

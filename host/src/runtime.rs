@@ -51,6 +51,8 @@ pub struct Runtime {
     waits: WaitGraph,
     /// The application's front door, if it has one.
     pub entry: Option<Entry>,
+    /// `[assets]`: static files served before the entry.
+    pub assets: Option<Arc<crate::assets::Assets>>,
     /// Held for the life of the runtime: no second host on this data dir.
     _lock: DataDirLock,
 }
@@ -156,6 +158,13 @@ impl Runtime {
             clock.clone(),
         ));
         let metrics = Arc::new(Metrics::default());
+        let assets = match &config.assets {
+            Some(a) => Some(Arc::new(
+                crate::assets::Assets::open(&a.directory)
+                    .with_context(|| format!("assets.directory: {}", a.directory.display()))?,
+            )),
+            None => None,
+        };
         Ok(Arc::new_cyclic(|me| {
             let link = Arc::new(RuntimeLink(me.clone()));
             let app_env = Arc::new(config.env.clone());
@@ -166,6 +175,7 @@ impl Runtime {
                     clock: clock.clone(),
                     dev: config.dev,
                     metrics: metrics.clone(),
+                    assets: assets.clone(),
                 };
                 e.start(&config.limits, links)
             });
@@ -187,6 +197,7 @@ impl Runtime {
                     },
                 },
                 app_env,
+                assets: assets.clone(),
             });
             Runtime {
                 alarms,
@@ -199,6 +210,7 @@ impl Runtime {
                 env,
                 waits: WaitGraph::default(),
                 entry,
+                assets,
                 _lock: lock,
             }
         }))

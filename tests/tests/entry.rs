@@ -301,6 +301,17 @@ async fn a_bad_entry_or_binding_stops_start_up_with_its_key() {
             entry_manifest("js_test_entry", "allow = [\"http://x/\"]"),
             "entry.allow[0]: \"http://x/\" is not a host or host:port",
         ),
+        (
+            "[assets]\ndirectory = \"no-such-dir\"\n".to_string(),
+            "assets.directory:",
+        ),
+        (
+            format!(
+                "[assets]\ndirectory = \".\"\nbinding = \"JS\"\n{}",
+                entry_manifest("js_test_entry", "")
+            ),
+            "assets.binding: JS is also a var, secret or binding",
+        ),
     ];
     for (extra, expected) in cases {
         let (code, stderr) = TestHost::launch_failing(Launch {
@@ -412,4 +423,89 @@ async fn the_chat_app_forwards_websockets_to_its_rooms_and_limits_each_client() 
     let history = host.get("/api/room/lobby/history").await.json();
     assert_eq!(history.as_array().map(Vec::len), Some(3), "{history}");
     assert_eq!(host.get("/api/nope").await.status, 404);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn static_assets_are_served_before_the_entry_and_through_its_binding() {
+    let dir = tempfile::tempdir().unwrap();
+    let public = dir.path().join("public");
+    std::fs::create_dir_all(public.join("docs")).unwrap();
+    std::fs::write(public.join("index.html"), "<h1>hi</h1>").unwrap();
+    std::fs::write(public.join("app.js"), "console.log('app');").unwrap();
+    std::fs::write(public.join("docs/index.html"), "docs").unwrap();
+    std::fs::write(dir.path().join("secret.txt"), "s3cret").unwrap();
+    let assets = format!("[assets]\ndirectory = {public:?}\nbinding = \"ASSETS\"");
+    let host = start("js_test_entry", "", &assets).await;
+    let get = |path: &str, headers: &[(&str, &str)]| {
+        let mut req = host.client.get(format!("{}{path}", host.url));
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        req.send()
+    };
+    let home = get("/", &[]).await.unwrap();
+    assert_eq!(home.status(), 200);
+    let header = |res: &reqwest::Response, name: &str| {
+        res.headers()
+            .get(name)
+            .map(|v| v.to_str().unwrap().to_string())
+            .unwrap_or_default()
+    };
+    assert_eq!(header(&home, "content-type"), "text/html; charset=utf-8");
+    assert_eq!(header(&home, "accept-ranges"), "bytes");
+    assert!(!header(&home, "last-modified").is_empty());
+    let etag = header(&home, "etag");
+    assert!(etag.starts_with('"'), "{etag}");
+    assert_eq!(home.text().await.unwrap(), "<h1>hi</h1>");
+    // Revalidation, ranges, HEAD, a directory's index.html.
+    let cached = get("/", &[("if-none-match", &etag)]).await.unwrap();
+    assert_eq!(cached.status(), 304);
+    assert_eq!(cached.text().await.unwrap(), "");
+    let part = get("/app.js", &[("range", "bytes=0-6")]).await.unwrap();
+    assert_eq!(part.status(), 206);
+    assert_eq!(header(&part, "content-range"), "bytes 0-6/19");
+    assert_eq!(
+        header(&part, "content-type"),
+        "text/javascript; charset=utf-8"
+    );
+    assert_eq!(part.text().await.unwrap(), "console");
+    let past = get("/app.js", &[("range", "bytes=19-")]).await.unwrap();
+    assert_eq!(past.status(), 416);
+    assert_eq!(header(&past, "content-range"), "bytes */19");
+    let head = host
+        .client
+        .head(format!("{}/app.js", host.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        (head.status().as_u16(), header(&head, "content-length")),
+        (200, "19".into())
+    );
+    assert_eq!(
+        get("/docs", &[]).await.unwrap().text().await.unwrap(),
+        "docs"
+    );
+    // What is not a file goes to the entry: other paths, other methods, and
+    // paths that would leave the directory.
+    assert_eq!(host.get("/env").await.body, "ASSETS,COUNTER,JS");
+    assert_eq!(host.post("/", "").await.body, "Count: 1");
+    for escape in [
+        "/../secret.txt",
+        "/%2e%2e/secret.txt",
+        "/docs/..%2f..%2fsecret.txt",
+    ] {
+        let reply = host.get(escape).await;
+        assert_eq!(reply.status, 404, "{escape}");
+        assert!(!reply.body.contains("s3cret"), "{escape}: {}", reply.body);
+    }
+    // The entry's binding: the same files, without the network.
+    assert_eq!(
+        host.get("/asset?path=/app.js").await.body,
+        "asset 200 text/javascript; charset=utf-8 console.log('app');"
+    );
+    assert_eq!(
+        host.get("/asset?path=/nope.txt").await.body,
+        "asset 404 text/plain; charset=utf-8 no asset /nope.txt"
+    );
 }

@@ -140,6 +140,25 @@ pub(super) fn bind(
     Ok(())
 }
 
+/// What `[bindings]` holds for the `[assets]` binding instead of a class
+/// (not a class name, so the SDKs tell it apart).
+pub const ASSETS_BINDING: &str = "@assets";
+
+/// Adds the `[assets] binding` to the env, if its name is free.
+pub(super) fn bind_assets(env: &mut AppEnv, name: &str) -> Result<(), (String, String)> {
+    let key = "assets.binding".to_string();
+    check_name(name).map_err(|e| (key.clone(), e))?;
+    if env.get(name).is_some() || env.bindings.contains_key(name) {
+        return Err((
+            key,
+            format!("{name} is also a var, secret or binding: a name of env is one of them only"),
+        ));
+    }
+    env.bindings
+        .insert(name.to_string(), ASSETS_BINDING.to_string());
+    Ok(())
+}
+
 fn check_name(name: &str) -> Result<(), String> {
     let mut chars = name.chars();
     let valid = matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')

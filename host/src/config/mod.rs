@@ -69,6 +69,14 @@ struct RawManifest {
     #[serde(default)]
     bindings: BTreeMap<String, String>,
     entry: Option<RawEntry>,
+    assets: Option<RawAssets>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAssets {
+    directory: PathBuf,
+    binding: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -240,6 +248,16 @@ pub struct Config {
     pub env: AppEnv,
     /// The entry worker, if the application has one.
     pub entry: Option<EntryConfig>,
+    /// Static assets (`[assets]`), served before the entry.
+    pub assets: Option<AssetsConfig>,
+}
+
+/// `[assets]`: a directory of files the host serves itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AssetsConfig {
+    pub directory: PathBuf,
+    /// The entry's binding to them (`env.ASSETS.fetch(request)`), if any.
+    pub binding: Option<String>,
 }
 
 impl Config {
@@ -405,6 +423,11 @@ impl Config {
             .as_ref()
             .map(|e| check.entry(e, base))
             .transpose()?;
+        let assets = raw
+            .assets
+            .as_ref()
+            .map(|a| check.assets(a, base, &mut env))
+            .transpose()?;
         Ok(Config {
             listen,
             admin_listen,
@@ -417,6 +440,7 @@ impl Config {
             admin_token: None,
             env,
             entry,
+            assets,
         })
     }
 }
@@ -613,6 +637,29 @@ impl Check<'_> {
             component,
             expose_objects: raw.expose_objects.unwrap_or(false),
             allow: raw.allow.clone(),
+        })
+    }
+
+    /// `[assets]`: an existing directory, and a binding name that is free.
+    fn assets(
+        &self,
+        raw: &RawAssets,
+        base: &Path,
+        env: &mut AppEnv,
+    ) -> Result<AssetsConfig, ConfigError> {
+        let directory = base.join(&raw.directory);
+        if !directory.is_dir() {
+            return Err(self.invalid(
+                "assets.directory",
+                format!("{} is not a directory", directory.display()),
+            ));
+        }
+        if let Some(name) = &raw.binding {
+            env::bind_assets(env, name).map_err(|(key, m)| self.invalid(&key, m))?;
+        }
+        Ok(AssetsConfig {
+            directory,
+            binding: raw.binding.clone(),
         })
     }
 

@@ -89,6 +89,7 @@ pub struct Entry {
     env: Arc<AppEnv>,
     egress: Arc<EgressPolicy>,
     metrics: Arc<Metrics>,
+    assets: Option<Arc<crate::assets::Assets>>,
     clock: SharedClock,
     /// Development mode: trap messages carry the guest's output.
     dev: bool,
@@ -101,6 +102,7 @@ pub struct EntryLinks {
     pub clock: SharedClock,
     pub dev: bool,
     pub metrics: Arc<Metrics>,
+    pub assets: Option<Arc<crate::assets::Assets>>,
 }
 
 /// The compiled and linked entry component, not yet serving.
@@ -171,6 +173,7 @@ impl LoadedEntry {
             clock: links.clock,
             dev: links.dev,
             metrics: links.metrics,
+            assets: links.assets,
         }
     }
 }
@@ -185,6 +188,7 @@ impl Entry {
             hooks: EgressHooks {
                 policy: self.egress.clone(),
                 metrics: self.metrics.clone(),
+                assets: self.assets.clone(),
             },
             limiter: MemoryLimiter::new(self.memory),
             namespaces: NamespacesCtx::for_entry(self.peers.clone(), deadline.clone(), upgrade),

@@ -74,6 +74,8 @@ pub struct InstanceLinks {
     pub metrics: Arc<crate::metrics::Metrics>,
     /// The alarm index the output gate writes ahead (none: runs alone).
     pub alarms: Option<Arc<crate::capabilities::alarms::AlarmScheduler>>,
+    /// `[assets]`, for the `ASSETS` binding.
+    pub assets: Option<Arc<crate::assets::Assets>>,
 }
 
 impl InstanceLinks {
@@ -87,6 +89,7 @@ impl InstanceLinks {
             env: Arc::default(),
             metrics: Arc::default(),
             alarms: None,
+            assets: None,
         }
     }
 }
@@ -448,6 +451,7 @@ fn new_state(
         egress: crate::capabilities::outbound::EgressHooks {
             policy: class.egress.clone(),
             metrics: links.metrics,
+            assets: links.assets,
         },
         gate: crate::capabilities::outbound::OutputGate::new(key, links.alarms),
         deadline: links.deadline,

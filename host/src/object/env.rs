@@ -30,6 +30,8 @@ pub struct ObjectEnv {
     pub hooks: CommitHooks,
     /// The application's vars and secrets (every object's `env`).
     pub app_env: Arc<AppEnv>,
+    /// `[assets]`, for the `ASSETS` binding.
+    pub assets: Option<Arc<crate::assets::Assets>>,
 }
 
 /// The commit hooks of every capability that has one, in the order they run.

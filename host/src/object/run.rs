@@ -201,6 +201,7 @@ impl ObjectActor {
             env: self.env.app_env.clone(),
             metrics: self.env.metrics.clone(),
             alarms: Some(self.env.alarms.clone()),
+            assets: self.env.assets.clone(),
         };
         let who = Identity {
             id: self.key.id,

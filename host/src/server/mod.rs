@@ -188,14 +188,27 @@ async fn route(
         );
     }
     let parsed = routes::parse(req.uri().path());
+    let expose = runtime
+        .config
+        .entry
+        .as_ref()
+        .is_some_and(|e| e.expose_objects);
+    // Static assets answer first, but never in place of a host route.
+    if let Some(assets) = &runtime.assets {
+        let host_route = match &parsed {
+            Ok(route) => route.is_admin() || runtime.entry.is_none() || expose,
+            Err(_) => req.uri().path().starts_with("/_dohost/"),
+        };
+        if !host_route && front.surface.refuse(false).is_none() {
+            let (method, path) = (req.method(), req.uri().path());
+            if let Some(res) = assets.serve(method, path, req.headers()).await {
+                return res.map(Full::new);
+            }
+        }
+    }
     // With an entry, it answers everything but the admin surface (and, with
     // `expose_objects`, the object routes).
     if let Some(entry) = &runtime.entry {
-        let expose = runtime
-            .config
-            .entry
-            .as_ref()
-            .is_some_and(|e| e.expose_objects);
         let for_entry = match &parsed {
             Ok(route) => !route.is_admin() && !expose,
             Err(_) => !req.uri().path().starts_with("/_dohost/"),

@@ -68,6 +68,8 @@ impl EgressPolicy {
 pub struct EgressHooks {
     pub policy: Arc<EgressPolicy>,
     pub metrics: Arc<Metrics>,
+    /// `[assets]`: requests to `ASSETS_HOST` are answered from it, locally.
+    pub assets: Option<Arc<crate::assets::Assets>>,
 }
 
 type IoFuture = Box<dyn Future<Output = Result<(), HttpError>> + Send>;
@@ -81,6 +83,21 @@ impl WasiHttpHooks for EgressHooks {
         options: Option<RequestOptions>,
         _fut: IoFuture,
     ) -> SendFuture {
+        let for_assets = request.uri().host() == Some(crate::assets::ASSETS_HOST);
+        if let Some(assets) = self.assets.clone().filter(|_| for_assets) {
+            return Box::new(async move {
+                let (parts, _) = request.into_parts();
+                let res = assets
+                    .fetch(&parts.method, parts.uri.path(), &parts.headers)
+                    .await;
+                let res = res.map(|b| {
+                    http_body_util::Full::new(b)
+                        .map_err(|never: std::convert::Infallible| match never {})
+                        .boxed_unsync()
+                });
+                Ok((res, Box::new(async { Ok(()) }) as IoFuture))
+            });
+        }
         let policy = self.policy.clone();
         let metrics = self.metrics.clone();
         Box::new(async move {

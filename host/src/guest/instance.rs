@@ -179,17 +179,19 @@ impl ObjectInstance {
     /// whether it is a WebSocket upgrade, and how many sockets earlier events
     /// of the batch accepted. The constructor, if it runs now, is part of
     /// this event.
-    pub fn begin_event(&mut self, callers: &[ChainLink], upgrade: bool, batch_accepts: usize) {
+    /// `alarm`: the alarm (at, retry) an alarm event handles, which the
+    /// output gate keeps stored across a commit in the event.
+    pub fn begin_event(
+        &mut self,
+        callers: &[ChainLink],
+        upgrade: bool,
+        batch_accepts: usize,
+        alarm: Option<(i64, u32)>,
+    ) {
         let state = self.store.data_mut();
         state.namespaces.begin_event(callers);
         state.sockets.begin_event(upgrade, batch_accepts);
-        state.gate.begin_event(None);
-    }
-
-    /// The running event handles the alarm (at, retry): the output gate
-    /// keeps it stored across a commit in the handler.
-    pub fn set_running_alarm(&mut self, alarm: (i64, u32)) {
-        self.store.data_mut().gate.begin_event(Some(alarm));
+        state.gate.begin_event(alarm);
     }
 
     /// Takes what the event did (to apply after its commit).

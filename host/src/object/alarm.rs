@@ -43,6 +43,7 @@ impl ObjectActor {
             callers,
             upgrade: false,
             batch_accepts: 0,
+            alarm: Some((at, retry)),
         };
         if let Err(e) = self.ensure_instance(&start, false).await {
             // The event was undone (the alarm is back): retry it later.
@@ -50,7 +51,6 @@ impl ObjectActor {
         }
         self.env.metrics.alarm(&self.key.class, "fired");
         let instance = self.residency.instance().expect("ensured");
-        instance.set_running_alarm((at, retry));
         let writes_before = instance.db().meta_changes().event_alarm_writes();
         let result = match instance.alarm(retry).await {
             Ok(Ok(())) => Ok(AlarmOutcome::Succeeded),

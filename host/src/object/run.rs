@@ -53,6 +53,7 @@ impl ObjectActor {
                     callers: &callers,
                     upgrade: upgrade.is_some(),
                     batch_accepts,
+                    alarm: None,
                 };
                 self.run_event(kind, start).await
             }
@@ -174,7 +175,12 @@ impl ObjectActor {
         for_socket: bool,
     ) -> Result<(), EventError> {
         if let Some(instance) = self.residency.instance() {
-            instance.begin_event(start.callers, start.upgrade, start.batch_accepts);
+            instance.begin_event(
+                start.callers,
+                start.upgrade,
+                start.batch_accepts,
+                start.alarm,
+            );
             return Ok(());
         }
         if for_socket {
@@ -223,7 +229,12 @@ impl ObjectActor {
         let guard = self.env.metrics.instance_started(&self.key.class);
         self.residency.go_live(instance, guard);
         let instance = self.residency.instance().expect("just went live");
-        instance.begin_event(start.callers, start.upgrade, start.batch_accepts);
+        instance.begin_event(
+            start.callers,
+            start.upgrade,
+            start.batch_accepts,
+            start.alarm,
+        );
         instance.db().set_phase(Phase::Constructor);
         let constructed = instance.init().await;
         instance.db().set_phase(Phase::Event);
@@ -274,6 +285,9 @@ pub(super) struct EventStart<'a> {
     /// A fetch that asks for a WebSocket upgrade.
     pub upgrade: bool,
     pub batch_accepts: usize,
+    /// The alarm (at, retry) an alarm event handles: the output gate keeps
+    /// it stored across a commit in the event, constructor included.
+    pub alarm: Option<(i64, u32)>,
 }
 
 /// Matches a fetch's response with its WebSocket accept: 101 needs an accepted

@@ -407,7 +407,8 @@ impl ObjectDb {
 
     /// Commits the open transaction in the middle of an event (see
     /// `check_gate`) and goes on in a new one, the event in a new savepoint.
-    /// What the batch changed in host metadata is kept for its own commit.
+    /// What the batch and the event changed in host metadata is kept, as the
+    /// batch's, for its own commit (the hooks apply it then).
     /// A failure ends the transaction as if SQLite had rolled it back.
     pub fn commit_at_gate(&mut self) -> Result<()> {
         let opened = self
@@ -421,7 +422,9 @@ impl ObjectDb {
             return Err(StorageError::Failed(reason));
         }
         self.needs_schema = false;
-        let changes = self.changes;
+        // What the event changed so far is committed: it belongs to the
+        // batch now, even if the rest of the event is undone.
+        let changes = self.changes.so_far();
         self.run("BEGIN")
             .and_then(|()| self.run("SAVEPOINT dohost_event"))
             .inspect_err(|e| self.lost = Some(format!("after the output gate: {e}")))?;

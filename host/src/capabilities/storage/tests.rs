@@ -694,3 +694,37 @@ fn a_large_wal_is_checkpointed_away_when_the_object_hibernates() {
         assert_eq!(c.rows, vec![vec![Value::Integer(20)]]);
     });
 }
+
+#[test]
+fn a_commit_at_the_gate_keeps_what_came_before_and_undoes_only_what_follows() {
+    let (dir, mut db) = open();
+    db.begin().unwrap();
+    db.begin_event().unwrap();
+    db.kv_put("before", b"1").unwrap();
+    db.set_meta(Meta::AutoResponse, text("pair")).unwrap();
+    db.commit_at_gate().unwrap();
+    db.kv_put("after", b"2").unwrap();
+    // The event fails after the gate: only its later writes go.
+    db.undo_event().unwrap();
+    // What the batch changed in host metadata is still known at its commit.
+    assert!(db.meta_changes().so_far().batch_changed(Meta::AutoResponse));
+    db.commit().unwrap();
+    drop(db);
+    let mut db = ObjectDb::open(&dir.path().join("Class").join("obj.sqlite")).unwrap();
+    assert_eq!(db.kv_get("before").unwrap(), Some(b"1".to_vec()));
+    assert_eq!(db.kv_get("after").unwrap(), None);
+}
+
+#[test]
+fn the_gate_cannot_commit_inside_a_nested_transaction_or_outside_an_event() {
+    let (_d, mut db) = open();
+    assert!(db.check_gate().is_err());
+    db.begin().unwrap();
+    db.begin_event().unwrap();
+    assert!(db.check_gate().is_ok());
+    db.begin_nested().unwrap();
+    let err = db.check_gate().unwrap_err().to_string();
+    assert!(err.contains("inside a nested transaction"), "{err}");
+    db.commit_nested().unwrap();
+    assert!(db.check_gate().is_ok());
+}

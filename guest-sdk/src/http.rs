@@ -279,6 +279,15 @@ impl Response {
         }
     }
 
+    /// A response with exactly these parts (e.g. what [`crate::outbound::fetch`] received).
+    pub fn from_parts(status: u16, headers: Vec<(String, String)>, body: Vec<u8>) -> Self {
+        Response {
+            status,
+            headers,
+            body,
+        }
+    }
+
     /// An empty response with this status.
     pub fn empty(status: u16) -> Self {
         Response {

@@ -30,6 +30,7 @@
 
 mod error;
 mod http;
+pub mod outbound;
 mod rpc;
 #[doc(hidden)]
 pub mod runtime;

@@ -224,3 +224,53 @@ async fn a_batcher_posts_behind_the_output_gate_and_retries_with_backoff() {
     assert_eq!(host.metrics().await.get(denied), 1.0);
     assert_eq!(service.seen().len(), 3);
 }
+
+fn encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_rust_sdk_client_sends_only_where_the_class_may() {
+    let (service, mut requests) = Service::start(Vec::new()).await;
+    let hostile = dohost_tests::guest("hostile");
+    let extra = format!(
+        "[classes.Hostile]\ncomponent = {hostile:?}\nallow = [\"127.0.0.1:{}\"]\n\
+         [classes.Closed]\ncomponent = {hostile:?}\n\
+         [[migrations]]\ntag = \"v0\"\nnew_sqlite_classes = [\"Hostile\", \"Closed\"]\n",
+        service.port
+    );
+    let host = TestHost::launch_with(Launch {
+        classes: Vec::new(),
+        extra,
+        ..Launch::default()
+    })
+    .await;
+    let url = encode(&format!("http://127.0.0.1:{}/hook?x=1", service.port));
+    let reply = host
+        .post(&format!("/obj/Hostile/h/outbound?url={url}"), "payload")
+        .await;
+    assert_eq!((reply.status, reply.body.as_str()), (200, "200 ok"));
+    let seen = next_request(&mut requests).await;
+    assert!(seen.head.starts_with("post /hook?x=1 "), "{}", seen.head);
+    assert!(seen.head.contains("x-from: hostile"), "{}", seen.head);
+    assert_eq!(seen.body, "payload");
+    // Another class of the same component has no allow-list.
+    let denied = host
+        .post(&format!("/obj/Closed/h/outbound?url={url}"), "payload")
+        .await;
+    assert_eq!(denied.status, 502, "{}", denied.body);
+    assert!(denied.body.contains("HttpRequestDenied"), "{}", denied.body);
+    let relative = host.post("/obj/Hostile/h/outbound?url=%2Fhook", "").await;
+    assert_eq!(relative.status, 502);
+    assert!(
+        relative.body.contains("needs an absolute http(s) URL"),
+        "{}",
+        relative.body
+    );
+    assert_eq!(service.seen().len(), 1);
+}

@@ -56,10 +56,24 @@ impl OutputGate {
     /// The error says why the gate cannot open (and nothing was committed).
     pub fn open(&mut self, db: &mut ObjectDb) -> Result<(), String> {
         db.check_gate().map_err(|e| e.to_string())?;
-        // A crash after this commit must find the running alarm still set.
-        if let Some(alarm) = self.running_alarm {
-            alarms::restore(db, Some(alarm)).map_err(|e| e.to_string())?;
+        let Some(alarm) = self.running_alarm else {
+            return self.commit(db);
+        };
+        // A crash after this commit must find the running alarm still set;
+        // the event goes on with it cleared again, however the commit went.
+        alarms::restore(db, Some(alarm)).map_err(|e| e.to_string())?;
+        let committed = self.commit(db);
+        // Without a transaction (the commit failed and rolled back) a write
+        // would commit on its own: nothing to undo then.
+        if db.in_transaction() {
+            alarms::restore(db, None).map_err(|e| e.to_string())?;
         }
+        committed
+    }
+
+    /// The commit itself: the alarm index written ahead, the commit, the
+    /// index settled.
+    fn commit(&mut self, db: &mut ObjectDb) -> Result<(), String> {
         let hook = self.alarms.clone().map(AlarmHook);
         let changes = db.meta_changes().so_far();
         if let Some(hook) = &hook {
@@ -81,9 +95,6 @@ impl OutputGate {
             hook.after_commit(&mut batch, Vec::new());
         }
         self.flushed = true;
-        if self.running_alarm.is_some() {
-            alarms::restore(db, None).map_err(|e| e.to_string())?;
-        }
         Ok(())
     }
 }

@@ -83,7 +83,9 @@ def _read_env(extra: Optional[Mapping] = None) -> Env:
     from .stub import get_namespace
 
     for name, class_name in _env.bindings():
-        values[name] = get_namespace(class_name)
+        # The ``[assets]`` binding ('@assets') is the JavaScript SDK's only.
+        if class_name != "@assets":
+            values[name] = get_namespace(class_name)
     if extra is not None:
         if not isinstance(extra, Mapping):
             raise TypeError(f"export_object: env must be a mapping, got {type(extra).__name__}")

@@ -58,12 +58,14 @@ async fn request(
         .header("host", &addr)
         .header("content-type", "application/json");
     // The admin surface's token, for a host that requires one (and only
-    // there: an object or the entry must never see it).
+    // there: an object or the entry must never see it), read as `serve`
+    // reads it.
     let token = path
         .starts_with("/_dohost/")
-        .then(|| std::env::var("DOHOST_ADMIN_TOKEN"));
-    if let Some(token) = token.and_then(Result::ok).filter(|t| !t.trim().is_empty()) {
-        req = req.header("authorization", format!("Bearer {}", token.trim()));
+        .then(super::admin_token)
+        .flatten();
+    if let Some(token) = token {
+        req = req.header("authorization", format!("Bearer {token}"));
     }
     let req = req.body(Full::new(Bytes::from(body)))?;
     let res = sender.send_request(req).await?;

@@ -197,7 +197,7 @@ fn check(config: &Config) -> anyhow::Result<()> {
 }
 
 /// The admin token from `DOHOST_ADMIN_TOKEN`, if set and not empty.
-fn admin_token() -> Option<String> {
+pub(crate) fn admin_token() -> Option<String> {
     std::env::var("DOHOST_ADMIN_TOKEN")
         .ok()
         .filter(|t| !t.trim().is_empty())

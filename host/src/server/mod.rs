@@ -193,12 +193,14 @@ async fn route(
         .entry
         .as_ref()
         .is_some_and(|e| e.expose_objects);
+    // The host's own routes: the admin surface always, the object routes
+    // unless an entry takes them. Everything else is the application's.
+    let host_route = match &parsed {
+        Ok(route) => route.is_admin() || runtime.entry.is_none() || expose,
+        Err(_) => req.uri().path().starts_with("/_dohost/"),
+    };
     // Static assets answer first, but never in place of a host route.
     if let Some(assets) = &runtime.assets {
-        let host_route = match &parsed {
-            Ok(route) => route.is_admin() || runtime.entry.is_none() || expose,
-            Err(_) => req.uri().path().starts_with("/_dohost/"),
-        };
         if !host_route && front.surface.refuse(false).is_none() {
             let (method, path) = (req.method(), req.uri().path());
             if let Some(res) = assets.serve(method, path, req.headers()).await {
@@ -209,11 +211,7 @@ async fn route(
     // With an entry, it answers everything but the admin surface (and, with
     // `expose_objects`, the object routes).
     if let Some(entry) = &runtime.entry {
-        let for_entry = match &parsed {
-            Ok(route) => !route.is_admin() && !expose,
-            Err(_) => !req.uri().path().starts_with("/_dohost/"),
-        };
-        if for_entry {
+        if !host_route {
             if let Some(refused) = front.surface.refuse(false) {
                 return refused;
             }

@@ -210,8 +210,8 @@ impl namespaces::Host for NamespacesView<'_> {
             .map_err(|e| PeerError::Invalid(format!("args-json is not valid JSON: {e}")))?;
         // Waiting on another object does not count against this event's
         // deadline (the call has its own, limits.call_timeout).
-        let paused = self.ctx.deadline.pause();
         self.open_gate()?;
+        let paused = self.ctx.deadline.pause();
         let result = self
             .ctx
             .peers

@@ -47,14 +47,23 @@ js() { # OUT SOURCE WIT-DIR WORLD
 }
 
 # entry OUT WORKER: a Worker module (`export default { fetch }`) as an entry
-# component (world dohost:entry/entry), through a generated shim that serves
-# it; componentize-js keeps its default features here (wasi:http, FetchEvent).
+# component (world dohost:entry/entry), through a generated shim that exports
+# the SDK's wasi:http handler for it (guest-sdk/js/entry.js; no FetchEvent:
+# its instances serve one request after another).
 entry() {
   up_to_date "$1" "$2" guest-sdk/js wit package-lock.json && return
   local shim="${1%.wasm}.shim.js"
-  printf "import worker from '../../%s';\nimport { serveWorker } from '../../guest-sdk/js/entry.js';\nserveWorker(worker);\n" "$2" > "$shim"
+  printf "import worker from '../../%s';\nimport { serveWorker } from '../../guest-sdk/js/entry.js';\nconst served = serveWorker(worker);\nexport const incomingHandler = served.incomingHandler;\nexport const reuse = served.reuse;\n" "$2" > "$shim"
   echo "== componentize-js $2 → $1 (entry)"
-  ./node_modules/.bin/componentize-js --wit wit/entry --world-name entry -o "$1" "$shim"
+  ./node_modules/.bin/componentize-js --wit wit/entry --world-name entry --disable fetch-event -o "$1" "$shim"
+}
+
+# proxy_entry OUT SOURCE: a plain wasi:http/proxy component with componentize-js's
+# defaults (FetchEvent), as other tools build entries: one request per instance.
+proxy_entry() {
+  up_to_date "$1" "$2" wit package-lock.json && return
+  echo "== componentize-js $2 → $1 (wasi:http/proxy)"
+  ./node_modules/.bin/componentize-js --wit wit/entry --world-name proxy -o "$1" "$2"
 }
 
 py() { # OUT APP-DIR WIT-DIR WORLD
@@ -73,6 +82,7 @@ js "$OUT/js_rate_limiter.wasm" examples/js/chat-app/limiter.js wit dynamic-objec
 js "$OUT/js_batcher.wasm" examples/js/batcher/batcher.js wit dynamic-object
 entry "$OUT/js_chat_app_entry.wasm" examples/js/chat-app/worker.js
 entry "$OUT/js_test_entry.wasm" tests/fixtures/entry-js/worker.js
+proxy_entry "$OUT/js_proxy_entry.wasm" tests/fixtures/entry-fetch-event/worker.js
 js "$OUT/js_sdk_probe.wasm" tests/fixtures/sdk-probe-js/probe.js wit object
 py "$OUT/py_counter.wasm" examples/python/counter examples/wit counter-class-dynamic
 py "$OUT/py_chat.wasm" examples/python/chat wit object

@@ -1,9 +1,9 @@
 // The entry worker's side of the SDK: serves a Cloudflare-style Worker,
 // `export default { async fetch(request, env, ctx) { … } }`, from a component
 // of world `dohost:entry/entry` (wit/entry): wasi:http/proxy plus dohost's
-// `env` and `namespaces`. Build it with componentize-js with its default
-// features (http and fetch-event on), from a shim that calls
-// `serveWorker(worker)` at its top level (scripts/build-polyglot.sh writes it).
+// `env` and `namespaces`. Build it with componentize-js `--disable
+// fetch-event`, from a shim that exports `serveWorker(worker)` as
+// `incomingHandler` and `reuse` (scripts/build-polyglot.sh writes it).
 //
 // - `env`: the manifest's vars and secrets (strings) and one
 //   DurableObjectNamespace per `[bindings]` entry (`env.COUNTER.getByName(n)`;
@@ -17,12 +17,28 @@
 //   (`[entry] allow`); a denied host fails with a TypeError (NetworkError).
 // - An exception that escapes `fetch` answers 500 with its message.
 //
-// One instance per request (a FetchEvent is one-shot): module state does
-// not survive between requests, as on Cloudflare where it may not either.
+// The instance serves one request after another (it exports `reuse`), as a
+// Cloudflare isolate does: module state may survive between requests, or not.
+// Timers a request leaves pending are cleared when it ends.
 
+import {
+  Fields,
+  IncomingBody,
+  OutgoingBody,
+  OutgoingResponse,
+  ResponseOutparam,
+} from 'wasi:http/types@0.2.10';
+import { decoder, encoder } from './bytes.js';
 import { buildEnv } from './env.js';
 import { errorMessage } from './error.js';
-import { Response } from './http.js';
+import { Response, requestFromWit } from './http.js';
+import { clearEventTimers } from './timers.js';
+
+// wasi:io's blocking-write-and-flush takes at most 4096 bytes per call.
+const WRITE_CHUNK = 4096;
+const READ_CHUNK = 65536n;
+const HOP_BY_HOP = new Set(['content-length', 'transfer-encoding', 'connection', 'keep-alive', 'upgrade']);
+const dispose = (resource) => resource[Symbol.dispose]();
 
 /**
  * A stub's answer as the platform's Response, but for a WebSocket accepted
@@ -34,28 +50,124 @@ function stubResponse(body, init) {
   return init.status === 101 ? new Response(body, init) : new globalThis.Response(body, init);
 }
 
-/** Serves `worker.fetch` for every request the host hands the entry. */
+function methodName(method) {
+  return method.tag === 'other' ? method.val : method.tag.toUpperCase();
+}
+
+/** The whole body of `incoming` (consumed). */
+function readBody(incoming) {
+  const body = incoming.consume();
+  const stream = body.stream();
+  const chunks = [];
+  let length = 0;
+  for (;;) {
+    let chunk;
+    try {
+      chunk = stream.blockingRead(READ_CHUNK);
+    } catch (e) {
+      if (e && e.payload && e.payload.tag === 'closed') break;
+      throw e;
+    }
+    chunks.push(chunk);
+    length += chunk.length;
+  }
+  dispose(stream);
+  dispose(IncomingBody.finish(body));
+  const bytes = new Uint8Array(length);
+  let at = 0;
+  for (const chunk of chunks) {
+    bytes.set(chunk, at);
+    at += chunk.length;
+  }
+  return bytes;
+}
+
+/** The incoming request as a Request, with every header it came with. */
+function requestFromIncoming(incoming) {
+  const method = methodName(incoming.method());
+  const fields = incoming.headers();
+  const headers = fields.entries().map(([name, value]) => [name, decoder.decode(value)]);
+  dispose(fields);
+  const bodyless = method === 'GET' || method === 'HEAD';
+  const body = bodyless ? new Uint8Array(0) : readBody(incoming);
+  const url = incoming.pathWithQuery() ?? '/';
+  return requestFromWit({ method, url, headers, body });
+}
+
+/** Sets `outparam` to the answer `{ status, headers, bytes }` and writes its body. */
+function respond(outparam, { status, headers, bytes }) {
+  const fields = new Fields();
+  for (const [name, value] of headers) {
+    if (HOP_BY_HOP.has(name)) continue;
+    try {
+      fields.append(name, encoder.encode(value));
+    } catch {
+      // A header wasi:http refuses in a response: skipped, as on the direct route.
+    }
+  }
+  const response = new OutgoingResponse(fields);
+  // An accepted upgrade: the host answers the 101 itself.
+  response.setStatusCode(status === 101 ? 200 : status);
+  const body = response.body();
+  ResponseOutparam.set(outparam, { tag: 'ok', val: response });
+  const stream = body.write();
+  for (let at = 0; at < bytes.length; at += WRITE_CHUNK) {
+    stream.blockingWriteAndFlush(bytes.subarray(at, at + WRITE_CHUNK));
+  }
+  dispose(stream);
+  OutgoingBody.finish(body, undefined);
+}
+
+function failure(message) {
+  return {
+    status: 500,
+    headers: [['content-type', 'application/json']],
+    bytes: encoder.encode(JSON.stringify({ error: message })),
+  };
+}
+
+/** `worker.fetch`'s answer, or a 500 naming what it threw or returned. */
+async function answer(worker, request, env, ctx) {
+  try {
+    const res = await worker.fetch(request, env, ctx);
+    if (typeof res !== 'object' || res === null || typeof res.status !== 'number' || !res.headers) {
+      return failure(`the entry's fetch must return a Response, got ${res === null ? 'null' : typeof res}`);
+    }
+    const bytes = res.status === 101 ? new Uint8Array(0) : new Uint8Array(await res.arrayBuffer());
+    return { status: res.status, headers: res.headers, bytes };
+  } catch (e) {
+    console.error(`dohost entry: fetch threw ${e && e.stack ? `${errorMessage(e)}\n${e.stack}` : errorMessage(e)}`);
+    return failure(`the entry threw ${errorMessage(e)}`);
+  }
+}
+
+/**
+ * The exports of an entry serving `worker.fetch`: `incomingHandler`
+ * (wasi:http) and `reuse` (dohost:entry).
+ */
 export function serveWorker(worker) {
   if (worker === null || typeof worker !== 'object' || typeof worker.fetch !== 'function') {
     throw new TypeError('serveWorker: the Worker module must `export default { async fetch(request, env, ctx) { … } }`');
   }
-  addEventListener('fetch', (event) => {
-    const ctx = {
-      waitUntil: (promise) => event.waitUntil(promise),
-      passThroughOnException() {},
-    };
-    event.respondWith(
-      (async () => {
-        try {
-          return await worker.fetch(event.request, buildEnv({}, stubResponse), ctx);
-        } catch (e) {
-          console.error(`dohost entry: fetch threw ${e && e.stack ? `${errorMessage(e)}\n${e.stack}` : errorMessage(e)}`);
-          return new globalThis.Response(JSON.stringify({ error: `the entry threw ${errorMessage(e)}` }), {
-            status: 500,
-            headers: { 'content-type': 'application/json' },
-          });
-        }
-      })(),
-    );
-  });
+  // Built at the first request: a host call is not possible at the top level.
+  let env = null;
+  const incomingHandler = {
+    async handle(incoming, outparam) {
+      const waiting = [];
+      const ctx = {
+        waitUntil: (promise) => void waiting.push(Promise.resolve(promise)),
+        passThroughOnException() {},
+      };
+      try {
+        env ??= buildEnv({}, stubResponse);
+        const request = requestFromIncoming(incoming);
+        dispose(incoming);
+        respond(outparam, await answer(worker, request, env, ctx));
+        await Promise.allSettled(waiting);
+      } finally {
+        clearEventTimers();
+      }
+    },
+  };
+  return { incomingHandler, reuse: { reusable: () => true } };
 }

@@ -151,6 +151,42 @@ async fn entry_failures_are_precise_and_stay_with_their_request() {
     assert_eq!(host.get("/").await.body, "Count: 1");
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn an_sdk_entry_keeps_its_instance_until_it_fails() {
+    let limits = "[limits]\ncpu_per_event = \"1s\"\nmemory_per_instance_mib = 96";
+    let host = start("js_test_entry", "", limits).await;
+    // One request after another: one warm instance, its module state kept,
+    // and a timer a request left pending never fires in a later one.
+    assert_eq!(host.get("/instance").await.body, "served 1 leaked false");
+    assert_eq!(host.get("/leave-timer").await.body, "timer left");
+    assert_eq!(host.get("/instance").await.body, "served 3 leaked false");
+    // An exception the SDK answers with a 500 leaves the instance fine...
+    assert_eq!(host.get("/throw").await.status, 500);
+    assert_eq!(host.get("/instance").await.body, "served 5 leaked false");
+    // ...but an instance stopped at the CPU or memory limit is discarded.
+    assert_eq!(host.get("/loop").await.status, 504);
+    assert_eq!(host.get("/instance").await.body, "served 1 leaked false");
+    assert_eq!(host.get("/memory").await.status, 500);
+    assert_eq!(host.get("/instance").await.body, "served 1 leaked false");
+    // Requests at once get instances of their own.
+    let (a, b) = tokio::join!(host.get("/slow?ms=300"), host.get("/slow?ms=300"));
+    assert_eq!((a.body.as_str(), b.body.as_str()), ("slept", "slept"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_plain_wasi_http_entry_gets_a_fresh_instance_per_request() {
+    // componentize-js's FetchEvent answers one request per instance (a second
+    // one on the same instance would hang): it does not export `reuse`.
+    let host = start("js_proxy_entry", "", "[limits]\ncpu_per_event = \"5s\"").await;
+    for path in ["/a", "/b", "/c"] {
+        let reply = host.get(path).await;
+        assert_eq!(
+            (reply.status, reply.body.as_str()),
+            (200, &*format!("fetch-event 1 {path}"))
+        );
+    }
+}
+
 /// A loopback HTTP server answering every request with `body`; returns its port.
 async fn upstream(body: &'static str) -> u16 {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -4,12 +4,15 @@
 //! with dohost's `env` (vars, secrets, bindings) and `namespaces` (stubs to
 //! objects) as extra imports.
 //!
-//! Stateless and concurrent: each request gets a fresh instance (a
-//! componentize-js FetchEvent is a one-shot per instance, as in `wasmtime
-//! serve`), at most `limits.max_entry_instances` at once, each under the
-//! event limits of an object (`cpu_per_event`, `memory_per_instance_mib`).
-//! Its response is buffered (at most `MAX_ENTRY_RESPONSE_BYTES`).
+//! Stateless and concurrent: each request runs on an instance of its own, at
+//! most `limits.max_entry_instances` at once, each under the event limits of
+//! an object (`cpu_per_event`, `memory_per_instance_mib`). An entry that
+//! exports `dohost:entry/reuse` (the JS SDK's) keeps its instances warm
+//! between requests (pool.rs); any other gets a fresh one per request, as in
+//! `wasmtime serve` (a componentize-js FetchEvent is one-shot). Its response
+//! is buffered (at most `MAX_ENTRY_RESPONSE_BYTES`).
 
+mod pool;
 mod state;
 
 use crate::capabilities::env::EnvCtx;
@@ -31,7 +34,7 @@ pub use state::EntryState;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{oneshot, Semaphore};
-use wasmtime::component::Linker;
+use wasmtime::component::{ComponentExportIndex, Linker};
 use wasmtime::Store;
 use wasmtime_wasi_http::p2::bindings::http::types::{ErrorCode, Scheme};
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
@@ -79,6 +82,7 @@ impl EntryError {
 /// The loaded entry and what its instances get.
 pub struct Entry {
     pre: ProxyPre<EntryState>,
+    warm: pool::WarmPool,
     ticker: Arc<EpochTicker>,
     cpu: Duration,
     memory: u64,
@@ -108,6 +112,7 @@ pub struct EntryLinks {
 /// The compiled and linked entry component, not yet serving.
 pub struct LoadedEntry {
     pre: ProxyPre<EntryState>,
+    reuse: Option<ComponentExportIndex>,
     ticker: Arc<EpochTicker>,
     allow: Vec<String>,
 }
@@ -151,6 +156,7 @@ impl LoadedEntry {
                 )
             })?;
         Ok(LoadedEntry {
+            reuse: pool::reuse_export(&component),
             pre,
             ticker: engine.ticker(),
             allow: config.allow.clone(),
@@ -161,6 +167,7 @@ impl LoadedEntry {
     pub fn start(self, limits: &Limits, links: EntryLinks) -> Entry {
         Entry {
             pre: self.pre,
+            warm: pool::WarmPool::new(self.reuse, limits.max_entry_instances),
             ticker: self.ticker,
             cpu: limits.cpu_per_event,
             memory: limits.memory_per_instance,
@@ -179,7 +186,7 @@ impl LoadedEntry {
 }
 
 impl Entry {
-    fn new_state(&self, deadline: Deadline, upgrade: Option<EntryUpgrade>) -> EntryState {
+    fn new_state(&self, deadline: Deadline, namespaces: NamespacesCtx) -> EntryState {
         let log = GuestLog::new("entry".into());
         EntryState {
             wasi: guest_wasi(&log, self.clock.clone()),
@@ -191,7 +198,7 @@ impl Entry {
                 assets: self.assets.clone(),
             },
             limiter: MemoryLimiter::new(self.memory),
-            namespaces: NamespacesCtx::for_entry(self.peers.clone(), deadline.clone(), upgrade),
+            namespaces,
             env: EnvCtx {
                 env: self.env.clone(),
             },
@@ -200,8 +207,8 @@ impl Entry {
         }
     }
 
-    /// Serves one request on a fresh instance (`upgrade`: its WebSocket
-    /// connection, for the objects it forwards the request to).
+    /// Serves one request on a warm or a fresh instance (`upgrade`: its
+    /// WebSocket connection, for the objects it forwards the request to).
     pub async fn handle(
         &self,
         request: hyper::Request<EntryBody>,
@@ -212,33 +219,53 @@ impl Entry {
             .map_err(|_| EntryError::Busy(self.max_instances))?
             .expect("the semaphore is never closed");
         let deadline = Deadline::default();
-        let mut store = Store::new(self.pre.engine(), self.new_state(deadline.clone(), upgrade));
-        limit_store(&mut store, |s| &mut s.limiter, |s| &s.deadline);
-        let (tx, rx) = oneshot::channel();
+        let namespaces = NamespacesCtx::for_entry(self.peers.clone(), deadline.clone(), upgrade);
+        let mut instance = match self.warm.take() {
+            Some(mut warm) => {
+                warm.store.data_mut().renew(deadline.clone(), namespaces);
+                warm
+            }
+            None => {
+                let mut store = Store::new(
+                    self.pre.engine(),
+                    self.new_state(deadline.clone(), namespaces),
+                );
+                limit_store(&mut store, |s| &mut s.limiter, |s| &s.deadline);
+                pool::Instance::cold(store)
+            }
+        };
         let host = |e: wasmtime::Error| EntryError::Host(format!("{e:#}"));
-        let req = store
-            .data_mut()
-            .http()
+        let (tx, rx) = oneshot::channel();
+        let mut http = instance.store.data_mut().http();
+        let req = http
             .new_incoming_request(Scheme::Http, request)
             .map_err(host)?;
-        let out = store
-            .data_mut()
-            .http()
-            .new_response_outparam(tx)
-            .map_err(host)?;
+        let out = http.new_response_outparam(tx).map_err(host)?;
         let _clock = self.ticker.running();
         deadline.arm(self.cpu);
         let ran = deadline
-            .bound(run(&self.pre, &mut store, req, out, rx, self.cpu))
+            .bound(run(
+                &self.pre,
+                &self.warm,
+                &mut instance,
+                req,
+                out,
+                rx,
+                self.cpu,
+            ))
             .await;
         deadline.disarm();
-        let state = store.data();
         let failure = match ran {
-            Ok(Ok(response)) => return Ok(response),
+            Ok(Ok((response, reusable))) => {
+                if reusable && !instance.store.data().limiter.exceeded {
+                    self.warm.keep(instance, self.peers.clone());
+                }
+                return Ok(response);
+            }
             Ok(Err(e)) => e,
             Err(crate::deadline::Expired) => EntryError::Timeout(self.cpu),
         };
-        Err(self.explain(failure, state))
+        Err(self.explain(failure, instance.store.data()))
     }
 
     /// The precise reason of a failure: the memory limit behind a trap, and
@@ -269,22 +296,25 @@ type Outparam = oneshot::Receiver<
     Result<hyper::Response<wasmtime_wasi_http::p2::body::HyperOutgoingBody>, ErrorCode>,
 >;
 
-/// Instantiates, calls `handle` and collects the response, which the guest
-/// may go on writing after it set the head.
+/// Instantiates (when cold), calls `handle` and collects the response, which
+/// the guest may go on writing after it set the head; then asks a reusable
+/// entry whether the instance may serve again.
 async fn run(
     pre: &ProxyPre<EntryState>,
-    store: &mut Store<EntryState>,
+    warm: &pool::WarmPool,
+    instance: &mut pool::Instance,
     req: wasmtime::component::Resource<wasmtime_wasi_http::p2::types::HostIncomingRequest>,
     out: wasmtime::component::Resource<wasmtime_wasi_http::p2::types::HostResponseOutparam>,
     mut rx: Outparam,
     cpu: Duration,
-) -> Result<hyper::Response<Full<Bytes>>, EntryError> {
+) -> Result<(hyper::Response<Full<Bytes>>, bool), EntryError> {
     let call = async {
-        let proxy = pre.instantiate_async(&mut *store).await?;
+        let proxy = instance.proxy(pre, warm).await?;
         proxy
             .wasi_http_incoming_handler()
-            .call_handle(&mut *store, req, out)
-            .await
+            .call_handle(&mut instance.store, req, out)
+            .await?;
+        instance.reusable().await
     };
     tokio::pin!(call);
     // The epoch callback's deadline trap is the CPU limit, told by its type.
@@ -316,19 +346,18 @@ async fn run(
     };
     let (parts, body) = response.into_parts();
     let collect = Limited::new(body, MAX_ENTRY_RESPONSE_BYTES).collect();
-    let collected = match ended {
-        Some(result) => {
-            result.map_err(trap)?;
-            collect.await
-        }
+    let (reusable, collected) = match ended {
+        Some(result) => (result.map_err(trap)?, collect.await),
         None => {
             let (result, collected) = tokio::join!(call, collect);
-            result.map_err(trap)?;
-            collected
+            (result.map_err(trap)?, collected)
         }
     };
     let body = collected
         .map_err(|e| EntryError::Body(e.to_string()))?
         .to_bytes();
-    Ok(hyper::Response::from_parts(parts, Full::new(body)))
+    Ok((
+        hyper::Response::from_parts(parts, Full::new(body)),
+        reusable,
+    ))
 }

@@ -26,6 +26,14 @@ pub struct EntryState {
     pub(super) log: GuestLog,
 }
 
+impl EntryState {
+    /// Readies a kept instance's state for its next request.
+    pub(super) fn renew(&mut self, deadline: Deadline, namespaces: NamespacesCtx) {
+        self.deadline = deadline;
+        self.namespaces = namespaces;
+    }
+}
+
 impl WasiView for EntryState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
         WasiCtxView {

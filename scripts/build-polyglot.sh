@@ -66,8 +66,10 @@ proxy_entry() {
   ./node_modules/.bin/componentize-js --wit wit/entry --world-name proxy -o "$1" "$2"
 }
 
-py() { # OUT APP-DIR WIT-DIR WORLD
-  up_to_date "$1" "$2" guest-sdk/python wit examples/wit && return
+# py OUT APP-DIR WIT-DIR WORLD (a class calling dohost.fetch targets a world
+# of guest-sdk/wit that imports wasi:http too, e.g. dohost:sdk/object-http).
+py() {
+  up_to_date "$1" "$2" guest-sdk/python guest-sdk/wit wit examples/wit && return
   echo "== componentize-py $2 → $1"
   # VIRTUAL_ENV keeps componentize-py to this venv's site-packages.
   VIRTUAL_ENV="$ROOT/$VENV" "$VENV/bin/componentize-py" -q -d "$3" -w "$4" componentize \
@@ -84,6 +86,6 @@ entry "$OUT/js_chat_app_entry.wasm" examples/js/chat-app/worker.js
 entry "$OUT/js_test_entry.wasm" tests/fixtures/entry-js/worker.js
 proxy_entry "$OUT/js_proxy_entry.wasm" tests/fixtures/entry-fetch-event/worker.js
 js "$OUT/js_sdk_probe.wasm" tests/fixtures/sdk-probe-js/probe.js wit object
-py "$OUT/py_counter.wasm" examples/python/counter examples/wit counter-class-dynamic
-py "$OUT/py_chat.wasm" examples/python/chat wit object
-py "$OUT/py_sdk_probe.wasm" tests/fixtures/sdk-probe-py wit object
+py "$OUT/py_counter.wasm" examples/python/counter examples/wit dohost:examples/counter-class-dynamic
+py "$OUT/py_chat.wasm" examples/python/chat wit dohost:object/object
+py "$OUT/py_sdk_probe.wasm" tests/fixtures/sdk-probe-py guest-sdk/wit dohost:sdk/object-http

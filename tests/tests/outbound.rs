@@ -274,3 +274,49 @@ async fn the_rust_sdk_client_sends_only_where_the_class_may() {
     );
     assert_eq!(service.seen().len(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_python_sdk_fetch_sends_only_where_the_class_may() {
+    let (service, mut requests) = Service::start(vec![Answer::Status(201)]).await;
+    let probe = polyglot("py_sdk_probe");
+    let extra = format!(
+        "[classes.PyOut]\ncomponent = {probe:?}\nallow = [\"127.0.0.1:{}\"]\n\
+         [classes.PyClosed]\ncomponent = {probe:?}\n\
+         [[migrations]]\ntag = \"v0\"\nnew_sqlite_classes = [\"PyOut\", \"PyClosed\"]\n",
+        service.port
+    );
+    let host = TestHost::launch_with(Launch {
+        classes: Vec::new(),
+        extra,
+        ..Launch::default()
+    })
+    .await;
+    let url = format!("http://127.0.0.1:{}/hook?x=1", service.port);
+    let ask = json!({ "url": url, "method": "POST", "body": "payload" }).to_string();
+    let reply = host.post("/obj/PyOut/p/outbound", ask.clone()).await;
+    assert_eq!((reply.status, reply.body.as_str()), (200, "201 None ok"));
+    let seen = next_request(&mut requests).await;
+    assert!(seen.head.starts_with("post /hook?x=1 "), "{}", seen.head);
+    assert!(seen.head.contains("x-from: py"), "{}", seen.head);
+    assert_eq!(seen.body, "payload");
+    // Another class of the same component has no allow-list.
+    let denied = host.post("/obj/PyClosed/p/outbound", ask.clone()).await;
+    assert_eq!(denied.status, 502, "{}", denied.body);
+    assert!(
+        denied
+            .body
+            .starts_with("other: fetch failed: HttpRequestDenied"),
+        "{}",
+        denied.body
+    );
+    let relative = json!({ "url": "/hook" }).to_string();
+    let relative = host.post("/obj/PyOut/p/outbound", relative).await;
+    assert_eq!(
+        (relative.status, relative.body.as_str()),
+        (
+            502,
+            "invalid: fetch needs an absolute http(s) URL, got '/hook'"
+        )
+    );
+    assert_eq!(service.seen().len(), 1);
+}

@@ -67,6 +67,7 @@ No module calls a host import at its top level (it runs at build time).
 from .env import Env
 from .error import DohostError
 from .http import Headers, Request, Response
+from .outbound import fetch
 from .runtime import DurableObject, export_dynamic, export_object, export_rpc
 from .sql import SqlCursor, SqlStorage
 from .state import DurableObjectState
@@ -93,5 +94,6 @@ __all__ = [
     "WebSocketRequestResponsePair",
     "export_object",
     "export_rpc",
+    "fetch",
     "get_namespace",
 ]

@@ -8,7 +8,7 @@ from typing import Any, Callable
 
 from componentize_py_types import Err
 from wit_world.imports import namespaces as _ns
-from wit_world.imports import types as _types
+from ._wit import types as _types
 
 # The case of each WIT error variant → its WIT name.
 _KINDS = {

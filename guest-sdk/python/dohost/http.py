@@ -8,7 +8,7 @@ import json as _json
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple, Union
 from urllib.parse import parse_qsl, urlsplit
 
-from wit_world.imports import types as _types
+from ._wit import types as _types
 
 from .values import _bytes, _u16
 

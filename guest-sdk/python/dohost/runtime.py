@@ -10,7 +10,7 @@ import traceback
 from typing import Any, Callable, Dict, Optional, Sequence
 
 from componentize_py_types import Err
-from wit_world.imports import types as _types
+from ._wit import types as _types
 
 from .env import Env, _read_env
 from .error import _error_message

@@ -7,7 +7,7 @@ from typing import Any, Dict, Iterator, List
 
 from wit_world.imports import sql as _sql
 from wit_world.imports import storage as _storage
-from wit_world.imports import types as _types
+from ._wit import types as _types
 
 from .error import _host
 from .values import _I64_MAX, _I64_MIN

@@ -10,7 +10,7 @@ import json as _json
 from typing import Any, Optional, Union
 
 from wit_world.imports import namespaces as _ns
-from wit_world.imports import types as _types
+from ._wit import types as _types
 
 from .error import _host
 from .http import Headers, Response

@@ -16,7 +16,7 @@ from __future__ import annotations
 import json as _json
 from typing import Any, List, NamedTuple, Optional, Union
 
-from wit_world.imports import types as _types
+from ._wit import types as _types
 from wit_world.imports import websockets as _ws
 
 from .error import DohostError, _host

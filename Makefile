@@ -9,7 +9,7 @@ GUESTS := -p counter -p tenant-db -p chat -p batcher -p leaderboard-player -p le
           -p hostile -p types-fixture
 WASM_TARGET := wasm32-wasip2
 
-.PHONY: all setup build build-host build-guests build-polyglot serve serve-chat test lint bench bench-compare torture soak fuzz clean
+.PHONY: all setup build build-host build-guests build-polyglot serve serve-chat serve-cf test lint bench bench-compare torture soak fuzz clean
 
 all: build
 
@@ -36,6 +36,11 @@ serve: build
 ## The chat app (examples/js/chat-app: an entry, a ChatRoom and a RateLimiter) on 127.0.0.1:8788.
 serve-chat: build
 	./target/release/dohost serve --config examples/js/chat-app/dohost.toml
+
+## A Cloudflare-style TypeScript project (examples/js/cf-hello), built by `dohost build`, on 127.0.0.1:8789.
+serve-cf: build
+	./target/release/dohost build --project examples/js/cf-hello
+	./target/release/dohost serve --config examples/js/cf-hello/.dohost/dohost.toml --listen 127.0.0.1:8789
 
 ## Build everything and run every test (unit and black-box).
 test: build

@@ -128,6 +128,8 @@ pub struct Launch {
     pub failpoints: bool,
     /// Serve this data dir instead of the host's own.
     pub data_dir: Option<PathBuf>,
+    /// Serve this manifest instead of one made of `classes` and `extra`.
+    pub manifest: Option<PathBuf>,
 }
 
 impl Default for Launch {
@@ -140,6 +142,7 @@ impl Default for Launch {
             listen: "127.0.0.1:0".into(),
             nofile: None,
             failpoints: false,
+            manifest: None,
             data_dir: None,
         }
     }
@@ -184,6 +187,7 @@ pub struct TestHost {
     listen: String,
     nofile: Option<u64>,
     data_dir_override: Option<PathBuf>,
+    manifest_override: Option<PathBuf>,
     /// Lines the host writes to stderr (its log), for `wait_for_log`.
     log: tokio::sync::broadcast::Sender<String>,
     /// The first `LOG_HISTORY` lines of the host's log.
@@ -256,6 +260,7 @@ impl TestHost {
         host.listen = launch.listen;
         host.nofile = launch.nofile;
         host.data_dir_override = launch.data_dir;
+        host.manifest_override = launch.manifest;
         host.launch().await;
         host
     }
@@ -329,6 +334,7 @@ impl TestHost {
             listen: "127.0.0.1:0".into(),
             nofile: None,
             data_dir_override: None,
+            manifest_override: None,
             log: tokio::sync::broadcast::channel(1024).0,
             history: Default::default(),
             url: String::new(),
@@ -390,7 +396,10 @@ impl TestHost {
 
     /// The manifest's path.
     pub fn manifest_path(&self) -> PathBuf {
-        self.dir.path().join("dohost.toml")
+        match &self.manifest_override {
+            Some(path) => path.clone(),
+            None => self.dir.path().join("dohost.toml"),
+        }
     }
 
     fn command(&self) -> Command {

@@ -1,6 +1,7 @@
 //! The `dohost` command line (`client`: the HTTP client of `call` and `alarms`).
 
 mod admin_token;
+mod build;
 pub mod client;
 
 use crate::config::{Config, Overrides};
@@ -74,6 +75,14 @@ pub enum Command {
         /// Data directory (overrides `data_dir` in the manifest).
         #[arg(long)]
         data_dir: Option<PathBuf>,
+    },
+    /// Build a Cloudflare-style project (a wrangler config with TypeScript or
+    /// JavaScript sources and npm packages) into components and a manifest
+    /// in `<project>/.dohost/`, to serve with `dohost serve --config`.
+    Build {
+        /// The project's folder (with wrangler.jsonc, wrangler.json or wrangler.toml).
+        #[arg(long, default_value = ".")]
+        project: PathBuf,
     },
     /// List the scheduled alarms of a running server (earliest first).
     Alarms {
@@ -154,6 +163,15 @@ pub fn main() -> anyhow::Result<()> {
             };
             let config = Config::load(&config, &overrides)?;
             check(&config)
+        }
+        Command::Build { project } => {
+            let manifest = build::build(&project)?;
+            println!(
+                "built {}; serve it with: dohost serve --config {}",
+                project.display(),
+                manifest.display()
+            );
+            Ok(())
         }
         Command::Alarms { url } => {
             let rt = tokio::runtime::Builder::new_current_thread()

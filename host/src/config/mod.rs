@@ -18,6 +18,7 @@
 
 pub mod env;
 pub mod limits;
+pub mod wrangler;
 
 pub use env::{AppEnv, Secret};
 

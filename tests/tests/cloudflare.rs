@@ -1,0 +1,130 @@
+//! Cloudflare-style projects: `dohost build` turns a wrangler config with
+//! TypeScript sources into components and a manifest (bundled with esbuild,
+//! `cloudflare:workers` resolved to the SDK), and the result serves as the
+//! project would on Cloudflare. Projects are copied out of the repo first:
+//! the build must work outside this checkout.
+
+use dohost_tests::{dohost_bin, root, Launch, TestHost};
+use std::path::Path;
+use std::process::Output;
+
+/// Runs `dohost build --project dir`.
+fn build(dir: &Path) -> Output {
+    std::process::Command::new(dohost_bin())
+        .args(["build", "--project"])
+        .arg(dir)
+        .output()
+        .expect("run dohost build")
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            if entry.file_name() != ".dohost" {
+                copy_dir(&entry.path(), &target);
+            }
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_typescript_wrangler_project_builds_and_serves_unchanged() {
+    let project = tempfile::tempdir().unwrap();
+    copy_dir(&root().join("examples/js/cf-hello"), project.path());
+    let built = build(project.path());
+    let stderr = String::from_utf8_lossy(&built.stderr);
+    assert!(built.status.success(), "{stderr}");
+    // Keys dohost does not use are named, not silently dropped.
+    assert!(stderr.contains("ignoring observability"), "{stderr}");
+    let manifest = project.path().join(".dohost/dohost.toml");
+    let host = TestHost::launch_with(Launch {
+        manifest: Some(manifest),
+        ..Launch::default()
+    })
+    .await;
+    // The Worker calls the class's RPC method through its binding; SQL and
+    // vars (a number in wrangler's config) work as on Cloudflare.
+    assert_eq!(host.get("/?name=ann").await.body, "Hello, ann! (visit 1)");
+    assert_eq!(host.get("/?name=ann").await.body, "Hello, ann! (visit 2)");
+    assert_eq!(host.get("/?name=bo").await.body, "Hello, bo! (visit 1)");
+    let long = host.get(&format!("/?name={}", "x".repeat(33))).await;
+    assert_eq!(
+        (long.status, long.body.as_str()),
+        (400, "name longer than 32")
+    );
+    // A text module (wrangler's default rule for .txt).
+    assert_eq!(host.get("/banner").await.body, "cf-hello on dohost\n");
+}
+
+fn project(files: &[(&str, &str)]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for (path, text) in files {
+        let path = dir.path().join(path);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    }
+    dir
+}
+
+const CONFIG: &str = r#"{ "main": "src/index.ts",
+  "migrations": [{ "tag": "v1", "new_sqlite_classes": ["Room"] }] }"#;
+
+#[test]
+fn a_broken_project_fails_to_build_with_what_to_fix() {
+    let cases: [(&[(&str, &str)], &str); 5] = [
+        (
+            &[],
+            "no wrangler config (one of wrangler.jsonc, wrangler.json, wrangler.toml)",
+        ),
+        (
+            &[
+                ("wrangler.json", CONFIG),
+                ("src/index.ts", "export class Room {\n  oops( {\n}\n"),
+            ],
+            "src/index.ts:4:0:",
+        ),
+        (
+            &[
+                ("wrangler.json", CONFIG),
+                ("src/index.ts", "export class Other {}\n"),
+            ],
+            "src/index.ts does not export the class Room",
+        ),
+        (
+            &[
+                ("wrangler.json", CONFIG),
+                (
+                    "src/index.ts",
+                    "import { Buffer } from 'node:buffer';\nexport class Room { b = Buffer; }\n",
+                ),
+            ],
+            "node:buffer is not supported yet",
+        ),
+        (
+            &[(
+                "wrangler.toml",
+                "main = \"src/index.ts\"\n[[migrations]]\ntag = \"v1\"\nnew_classes = [\"Room\"]\n",
+            )],
+            "migrations[0].new_classes: not supported",
+        ),
+    ];
+    for (files, message) in cases {
+        let dir = project(files);
+        let built = build(dir.path());
+        let output = format!(
+            "{}{}",
+            String::from_utf8_lossy(&built.stdout),
+            String::from_utf8_lossy(&built.stderr)
+        );
+        assert!(!built.status.success(), "{output}");
+        assert!(
+            output.contains(message),
+            "expected {message:?} in:\n{output}"
+        );
+    }
+}

@@ -1,28 +1,37 @@
-// Storage: `ctx.storage` (`DurableObjectStorage`): KV (values as JSON), the
+// Storage: `ctx.storage` (`DurableObjectStorage`): KV (values structured-cloned: clone.js), the
 // alarm, nested transactions and `deleteAll`, with `ctx.storage.sql` from sql.js.
 // Everything belongs to the current event's transaction.
 
 import * as walarms from 'dohost:object/alarms@0.2.0';
 import * as wkv from 'dohost:object/kv@0.2.0';
 import * as wstorage from 'dohost:object/storage@0.2.0';
-import { decoder, encoder } from './bytes.js';
+import { deserialize, serialize } from './clone.js';
 import { host } from './error.js';
 import { SqlStorage } from './sql.js';
 
 function encodeValue(key, value) {
   if (value === undefined) throw new TypeError(`cannot store undefined under key ${JSON.stringify(key)}`);
-  return encoder.encode(JSON.stringify(value));
+  try {
+    return serialize(value);
+  } catch (e) {
+    e.message = `cannot store the value of key ${JSON.stringify(key)}: ${e.message}`;
+    throw e;
+  }
 }
 
 function decodeValue(key, bytes) {
   try {
-    return JSON.parse(decoder.decode(bytes));
+    return deserialize(bytes);
   } catch (e) {
-    throw new Error(`value of key ${JSON.stringify(key)} is not JSON: ${e.message}`);
+    throw new Error(`value of key ${JSON.stringify(key)} cannot be read: ${e.message}`);
   }
 }
 
-/** The key-value API: values are stored as JSON (UTF-8), keys are strings. */
+/**
+ * The key-value API: values are structured-cloned (Map, Set, Date, BigInt,
+ * ArrayBuffer and typed arrays, cycles… as on Cloudflare; plain JSON values
+ * are stored as JSON text), keys are strings.
+ */
 class KvStorage {
   /** `get(key)` → value or undefined; `get([keys])` → Map of the keys that exist. */
   get(keys) {

@@ -18,9 +18,9 @@
 // `getWebSockets()` no longer lists it, or when the fetch that accepted it did
 // not answer 101.
 
-import { describe, decoder, encoder, isArrayBuffer, ownBytes, toBytes } from './bytes.js';
+import { describe, isArrayBuffer, ownBytes, toBytes } from './bytes.js';
 import { DohostError, errorMessage, host } from './error.js';
-import { parseJson, stringifyJson } from './json.js';
+import { deserialize, serialize } from './clone.js';
 
 const symbolDispose = Symbol.dispose || Symbol.for('dispose');
 export const INTERNAL = Symbol('dohost.internal');
@@ -174,20 +174,18 @@ export class WebSocket {
     this.#closing = true;
   }
   /**
-   * Stores a JSON value with the socket (at most 2,048 bytes encoded; BigInts
-   * are written as JSON integers). It lives in the host: it survives hibernation.
+   * Stores a structured-cloneable value with the socket (at most 2,048 bytes
+   * encoded: clone.js). It lives in the host: it survives hibernation.
    */
   serializeAttachment(value) {
-    const json = value === undefined ? 'null' : stringifyJson(value);
-    if (json === undefined) throw new TypeError(`cannot serialize ${describe(value)} as an attachment`);
-    const bytes = encoder.encode(json);
+    const bytes = serialize(value === undefined ? null : value);
     const res = this.#live();
     host(() => res.serializeAttachment(bytes));
   }
   /** The value stored by `serializeAttachment`, or null. */
   deserializeAttachment() {
     const b = this.#res === null ? this.#last.attachment : this.#res.deserializeAttachment();
-    return b === undefined ? null : parseJson(decoder.decode(ownBytes(b)));
+    return b === undefined ? null : deserialize(ownBytes(b));
   }
   /** Epoch ms when the host last answered this socket with the auto-response, or null. */
   get autoResponseTimestamp() {

@@ -66,13 +66,13 @@ async function main() {
   // the guest closes a socket: close code reaches the client; send afterwards is an error
   bob.send('close-me');
   const bobClosed = await bob.closed;
-  eq('guest close(4001, "bye")', [bobClosed.code, bobClosed.reason], [4001, 'bye']);
+  eq('guest close(1011, "bye")', [bobClosed.code, bobClosed.reason], [1011, 'bye']);
   match('send after close() in the same event', (await get(`${O}/get?key=send_after_close`)).body, js ? /^readyState 2 DohostError: socket \d+ is closed$/ : /^DohostError: socket \d+ is closed$/);
   eq('ann hears bob left (close handler)', await ann.next(), 'left:green');
   match(
     'webSocketClose(ws, code, reason, wasClean): tags and attachment readable',
     (await get(`${O}/get?key=last_close`)).body,
-    js ? /^4001:bye:true:green:\{"joined":"bob"\}:3:same$/ : /^4001:bye:true:green:\{"joined":"bob"\}$/,
+    js ? /^1011:bye:true:green:\{"joined":"bob"\}:3:same$/ : /^1011:bye:true:green:\{"joined":"bob"\}$/,
   );
   eq('send in the close handler → DohostError', (await get(`${O}/get?key=send_in_close`)).body, 'DohostError');
 

@@ -166,7 +166,7 @@ export class WebSocket {
     const res = this.#live();
     host(() => res.send(m));
   }
-  /** Closes the socket when the event commits: code 1000 or 3000-4999, reason ≤ 123 bytes. */
+  /** Closes the socket when the event commits: code 1000-4999 but the reserved 1004-1006 and 1015, reason ≤ 123 bytes. */
   close(code = 1000, reason = '') {
     closeCode(code);
     const res = this.#live();

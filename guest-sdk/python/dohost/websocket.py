@@ -83,7 +83,7 @@ class WebSocket:
         _host(self._live().send, m)
 
     def close(self, code: int = 1000, reason: str = "") -> None:
-        """Closes the socket when the event commits: code 1000 or 3000-4999, reason ≤ 123 bytes."""
+        """Closes the socket when the event commits: code 1000-4999 but the reserved 1004-1006 and 1015, reason ≤ 123 bytes."""
         _host(self._live().close, _u16(code, "close code"), str(reason))
 
     def serialize_attachment(self, value: Any) -> None:

@@ -226,10 +226,8 @@ impl websockets::HostWebSocket for SocketsView<'_> {
         if !self.socket_is_open(id) {
             return Ok(Err(format!("socket {id} is already closed")));
         }
-        if !(code == 1000 || (3000..=4999).contains(&code)) {
-            return Ok(Err(format!(
-                "close code {code} is not allowed: use 1000 or 3000-4999"
-            )));
+        if let Some(refused) = refused_close_code(code) {
+            return Ok(Err(refused));
         }
         if reason.len() > 123 {
             return Ok(Err("close reason too long: at most 123 bytes".into()));
@@ -373,5 +371,38 @@ impl websockets::Host for SocketsView<'_> {
             request: p.request,
             response: p.response,
         }))
+    }
+}
+
+/// Why a guest may not close with `code`, as Cloudflare decides: 1000-4999
+/// but the codes that are never sent in a close frame (RFC 6455 §7.4.1).
+fn refused_close_code(code: u16) -> Option<String> {
+    match code {
+        1004..=1006 | 1015 => Some(format!(
+            "close code {code} is not allowed: it is reserved (never sent in a close frame); use 1000, another of 1001-4999, or your own 4000-4999"
+        )),
+        1000..=4999 => None,
+        _ => Some(format!("close code {code} is not allowed: use 1000-4999 (1004-1006 and 1015 are reserved)")),
+    }
+}
+
+#[cfg(test)]
+mod close_code_tests {
+    use super::refused_close_code;
+
+    #[test]
+    fn close_codes_are_those_of_cloudflare_at_and_past_each_bound() {
+        for ok in [
+            1000, 1001, 1003, 1007, 1009, 1011, 1014, 1016, 2999, 3000, 4999,
+        ] {
+            assert_eq!(refused_close_code(ok), None, "{ok}");
+        }
+        for refused in [0, 999, 1004, 1005, 1006, 1015, 5000, 65535] {
+            let why = refused_close_code(refused).expect("refused");
+            assert!(
+                why.starts_with(&format!("close code {refused} is not allowed")),
+                "{why}"
+            );
+        }
     }
 }

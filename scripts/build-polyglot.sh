@@ -53,7 +53,7 @@ js() { # OUT SOURCE WIT-DIR WORLD
 entry() {
   up_to_date "$1" "$2" guest-sdk/js wit package-lock.json && return
   local shim="${1%.wasm}.shim.js"
-  printf "import worker from '../../%s';\nimport { serveWorker } from '../../guest-sdk/js/entry.js';\nconst served = serveWorker(worker);\nexport const incomingHandler = served.incomingHandler;\nexport const reuse = served.reuse;\n" "$2" > "$shim"
+  printf "import '../../guest-sdk/js/globals.js';\nimport worker from '../../%s';\nimport { serveWorker } from '../../guest-sdk/js/entry.js';\nconst served = serveWorker(worker);\nexport const incomingHandler = served.incomingHandler;\nexport const reuse = served.reuse;\n" "$2" > "$shim"
   echo "== componentize-js $2 → $1 (entry)"
   ./node_modules/.bin/componentize-js --wit wit/entry --world-name entry --disable fetch-event -o "$1" "$shim"
 }

@@ -5,7 +5,8 @@
 // componentize-js. Run by `dohost build` with one argument, a JSON plan:
 //   { "sdk": "<repo root>", "project": "<dir>", "main": "src/index.ts",
 //     "classes": ["MyDurableObject"], "out": "<dir>/.dohost" }
-// Prints one line per step and each component's size and build time.
+// Prints one line per step and each component's size and build time. Each
+// shim loads the SDK's globals.js first, before the project's modules run.
 
 import { build } from 'esbuild';
 import { spawnSync } from 'node:child_process';
@@ -99,7 +100,7 @@ async function buildAll(exported) {
     console.log(`== class ${name}`);
     const outfile = await bundle(
       name,
-      `import { ${name} as Class } from ${JSON.stringify(main)};\n` +
+      `import ${js('globals.js')};\nimport { ${name} as Class } from ${JSON.stringify(main)};\n` +
         `import { exportDynamic, exportObject } from ${js('index.js')};\n` +
         'export const handler = exportObject(Class);\nexport const dynamic = exportDynamic(Class);\n',
     );
@@ -109,7 +110,7 @@ async function buildAll(exported) {
     console.log('== entry (the default export)');
     const outfile = await bundle(
       'entry',
-      `import worker from ${JSON.stringify(main)};\nimport { serveWorker } from ${js('entry.js')};\n` +
+      `import ${js('globals.js')};\nimport worker from ${JSON.stringify(main)};\nimport { serveWorker } from ${js('entry.js')};\n` +
         'const served = serveWorker(worker);\nexport const incomingHandler = served.incomingHandler;\nexport const reuse = served.reuse;\n',
       { entry: true },
     );

@@ -17,4 +17,5 @@ export class WebSocketPair {
   }
 }
 
+import './globals.js';
 export { RpcTarget, WorkerEntrypoint } from './cloudflare-workers-base.js';

@@ -7,4 +7,5 @@
 export { DurableObject } from './runtime.js';
 export { WebSocketPair } from './websocket.js';
 
+import './globals.js';
 export { RpcTarget, WorkerEntrypoint } from './cloudflare-workers-base.js';

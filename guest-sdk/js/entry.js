@@ -31,6 +31,7 @@ import {
 import { decoder, encoder } from './bytes.js';
 import { buildEnv } from './env.js';
 import { errorMessage } from './error.js';
+import { runStarted } from './globals.js';
 import { Response, requestFromWit } from './http.js';
 import { clearEventTimers } from './timers.js';
 
@@ -136,7 +137,7 @@ async function answer(worker, request, env, ctx) {
     const bytes = res.status === 101 ? new Uint8Array(0) : new Uint8Array(await res.arrayBuffer());
     return { status: res.status, headers: res.headers, bytes };
   } catch (e) {
-    console.error(`dohost entry: fetch threw ${e && e.stack ? `${errorMessage(e)}\n${e.stack}` : errorMessage(e)}`);
+    console.error(`dohost entry: fetch threw ${e && e.stack ? e.stack : errorMessage(e)}`);
     return failure(`the entry threw ${errorMessage(e)}`);
   }
 }
@@ -153,6 +154,7 @@ export function serveWorker(worker) {
   let env = null;
   const incomingHandler = {
     async handle(incoming, outparam) {
+      runStarted();
       const waiting = [];
       const ctx = {
         waitUntil: (promise) => void waiting.push(Promise.resolve(promise)),

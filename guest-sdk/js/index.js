@@ -58,6 +58,7 @@
 //   webSocket* → logged by the host, writes and socket operations kept.
 // - `ctx.abort(reason)` traps from anywhere (rolls back the event).
 
+import './globals.js';
 export { s64 } from './s64.js';
 import './timers.js';
 export { DohostError } from './error.js';

@@ -4,6 +4,7 @@
 // then its timers) before it ends.
 
 import { encoder } from './bytes.js';
+import { runStarted } from './globals.js';
 import { buildEnv } from './env.js';
 import { errorMessage } from './error.js';
 import { parseJson, stringifyJson } from './json.js';
@@ -37,7 +38,7 @@ async function asResult(f) {
     await f();
     return { tag: 'ok', val: undefined };
   } catch (e) {
-    console.error(`dohost: handler failed: ${e && e.stack ? `${errorMessage(e)}\n${e.stack}` : errorMessage(e)}`);
+    console.error(`dohost: handler failed: ${e && e.stack ? e.stack : errorMessage(e)}`);
     return { tag: 'err', val: errorMessage(e) };
   }
 }
@@ -70,6 +71,7 @@ function socketEvent(handle, call, closing = false) {
 export function exportObject(Class, extra = {}) {
   return {
     init() {
+      runStarted();
       return asResult(async () => {
         instance = null;
         const ctx = new DurableObjectState();

@@ -61,6 +61,37 @@ async fn a_typescript_wrangler_project_builds_and_serves_unchanged() {
     assert_eq!(host.get("/banner").await.body, "cf-hello on dohost\n");
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn the_globals_a_worker_reaches_for_are_there_in_the_entry_and_in_classes() {
+    let project = tempfile::tempdir().unwrap();
+    copy_dir(&root().join("tests/fixtures/cf-globals"), project.path());
+    // Math.random() and crypto.getRandomValues() at the top level: no build trap.
+    let built = build(project.path());
+    assert!(built.status.success(), "{}", String::from_utf8_lossy(&built.stderr));
+    let manifest = project.path().join(".dohost/dohost.toml");
+    let host = TestHost::launch_with(Launch {
+        manifest: Some(manifest),
+        ..Launch::default()
+    })
+    .await;
+    let expected = serde_json::json!({
+        "userAgent": "dohost",
+        "stack": "RangeError: boom",
+        "topLevel": true,
+        "random": true,
+        "digest": "45,113",
+        "queueMicrotask": "ran",
+        "structuredClone": 2,
+        "textDecoderStream": "héllo",
+        "textEncoderStream": 3,
+    });
+    for path in ["/", "/class"] {
+        let reply = host.get(path).await;
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        assert_eq!(reply.json(), expected, "{path}");
+    }
+}
+
 fn project(files: &[(&str, &str)]) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     for (path, text) in files {

@@ -67,7 +67,11 @@ async fn the_globals_a_worker_reaches_for_are_there_in_the_entry_and_in_classes(
     copy_dir(&root().join("tests/fixtures/cf-globals"), project.path());
     // Math.random() and crypto.getRandomValues() at the top level: no build trap.
     let built = build(project.path());
-    assert!(built.status.success(), "{}", String::from_utf8_lossy(&built.stderr));
+    assert!(
+        built.status.success(),
+        "{}",
+        String::from_utf8_lossy(&built.stderr)
+    );
     let manifest = project.path().join(".dohost/dohost.toml");
     let host = TestHost::launch_with(Launch {
         manifest: Some(manifest),

@@ -258,7 +258,8 @@ impl Entry {
         let failure = match ran {
             Ok(Ok((response, reusable))) => {
                 if reusable && !instance.store.data().limiter.exceeded {
-                    self.warm.keep(instance, self.peers.clone());
+                    let busy = self.max_instances - self.slots.available_permits();
+                    self.warm.keep(instance, self.peers.clone(), busy);
                 }
                 return Ok(response);
             }

@@ -87,7 +87,7 @@ impl Instance {
 pub(super) struct WarmPool {
     reuse: Option<ComponentExportIndex>,
     idle: Arc<Mutex<Vec<Idle>>>,
-    max_idle: usize,
+    max_live: usize,
     sweeper: Once,
 }
 
@@ -97,12 +97,13 @@ struct Idle {
 }
 
 impl WarmPool {
-    /// A pool of up to `max_idle` instances.
-    pub(super) fn new(reuse: Option<ComponentExportIndex>, max_idle: usize) -> WarmPool {
+    /// A pool whose idle and busy instances together stay within `max_live`
+    /// (`limits.max_entry_instances`, the entry's slots of the instance pool).
+    pub(super) fn new(reuse: Option<ComponentExportIndex>, max_live: usize) -> WarmPool {
         WarmPool {
             reuse,
             idle: Arc::default(),
-            max_idle,
+            max_live,
             sweeper: Once::new(),
         }
     }
@@ -113,15 +114,18 @@ impl WarmPool {
         idle.pop().map(|i| i.instance)
     }
 
-    /// Keeps `instance` for a later request, unless enough are idle. What
-    /// belonged to its last request (the client's connection) is let go.
-    pub(super) fn keep(&self, mut instance: Instance, peers: Arc<dyn Peers>) {
+    /// Keeps `instance` for a later request, unless the idle ones and the
+    /// `busy` requests (this one among them) already fill `max_live`: the
+    /// entry's share of the instance pool. What belonged to its last request
+    /// (the client's connection) is let go.
+    pub(super) fn keep(&self, mut instance: Instance, peers: Arc<dyn Peers>, busy: usize) {
         let deadline = Deadline::default();
         let namespaces = NamespacesCtx::for_entry(peers, deadline.clone(), None);
         instance.store.data_mut().renew(deadline, namespaces);
         self.sweeper.call_once(|| sweep(Arc::downgrade(&self.idle)));
         let mut idle = self.idle.lock().expect("the pool is never poisoned");
-        if idle.len() < self.max_idle {
+        // After this the request holds no instance: live = busy - 1 + idle + 1.
+        if idle.len() + busy <= self.max_live {
             let since = Instant::now();
             idle.push(Idle { instance, since });
         }

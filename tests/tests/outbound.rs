@@ -234,21 +234,37 @@ fn encode(s: &str) -> String {
         .collect()
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn the_rust_sdk_client_sends_only_where_the_class_may() {
-    let (service, mut requests) = Service::start(Vec::new()).await;
-    let hostile = dohost_tests::guest("hostile");
+/// A host serving `component` as class `open`, which may reach `service`,
+/// and as class `closed`, which has no allow-list.
+async fn open_and_closed(
+    component: PathBuf,
+    open: &str,
+    closed: &str,
+    service: &Service,
+) -> TestHost {
     let extra = format!(
-        "[classes.Hostile]\ncomponent = {hostile:?}\nallow = [\"127.0.0.1:{}\"]\n\
-         [classes.Closed]\ncomponent = {hostile:?}\n\
-         [[migrations]]\ntag = \"v0\"\nnew_sqlite_classes = [\"Hostile\", \"Closed\"]\n",
+        "[classes.{open}]\ncomponent = {component:?}\nallow = [\"127.0.0.1:{}\"]\n\
+         [classes.{closed}]\ncomponent = {component:?}\n\
+         [[migrations]]\ntag = \"v0\"\nnew_sqlite_classes = [\"{open}\", \"{closed}\"]\n",
         service.port
     );
-    let host = TestHost::launch_with(Launch {
+    TestHost::launch_with(Launch {
         classes: Vec::new(),
         extra,
         ..Launch::default()
     })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_rust_sdk_client_sends_only_where_the_class_may() {
+    let (service, mut requests) = Service::start(Vec::new()).await;
+    let host = open_and_closed(
+        dohost_tests::guest("hostile"),
+        "Hostile",
+        "Closed",
+        &service,
+    )
     .await;
     let url = encode(&format!("http://127.0.0.1:{}/hook?x=1", service.port));
     let reply = host
@@ -278,19 +294,7 @@ async fn the_rust_sdk_client_sends_only_where_the_class_may() {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_python_sdk_fetch_sends_only_where_the_class_may() {
     let (service, mut requests) = Service::start(vec![Answer::Status(201)]).await;
-    let probe = polyglot("py_sdk_probe");
-    let extra = format!(
-        "[classes.PyOut]\ncomponent = {probe:?}\nallow = [\"127.0.0.1:{}\"]\n\
-         [classes.PyClosed]\ncomponent = {probe:?}\n\
-         [[migrations]]\ntag = \"v0\"\nnew_sqlite_classes = [\"PyOut\", \"PyClosed\"]\n",
-        service.port
-    );
-    let host = TestHost::launch_with(Launch {
-        classes: Vec::new(),
-        extra,
-        ..Launch::default()
-    })
-    .await;
+    let host = open_and_closed(polyglot("py_sdk_probe"), "PyOut", "PyClosed", &service).await;
     let url = format!("http://127.0.0.1:{}/hook?x=1", service.port);
     let ask = json!({ "url": url, "method": "POST", "body": "payload" }).to_string();
     let reply = host.post("/obj/PyOut/p/outbound", ask.clone()).await;

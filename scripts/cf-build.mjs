@@ -10,7 +10,7 @@
 
 import { build } from 'esbuild';
 import { spawnSync } from 'node:child_process';
-import { readFile, stat, writeFile } from 'node:fs/promises';
+import { readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join, relative, resolve } from 'node:path';
 
 const plan = JSON.parse(await readFile(process.argv[2], 'utf8'));
@@ -106,6 +106,8 @@ async function buildAll(exported) {
     );
     await componentize(name, outfile, join(sdk, 'wit'), 'dynamic-object');
   }
+  // A Worker removed since the last build must not stay in the manifest.
+  if (!exported.has('default')) await rm(join(out, 'entry.wasm'), { force: true });
   if (exported.has('default')) {
     console.log('== entry (the default export)');
     const outfile = await bundle(

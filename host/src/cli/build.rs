@@ -66,21 +66,19 @@ fn sdk_root() -> anyhow::Result<PathBuf> {
     let holds = |dir: &Path| {
         dir.join("scripts/cf-build.mjs").is_file() && dir.join("guest-sdk/js/index.js").is_file()
     };
-    if let Some(dir) = std::env::var_os("DOHOST_SDK").map(PathBuf::from) {
-        if !holds(&dir) {
-            bail!(
-                "DOHOST_SDK={} holds no dohost SDK (scripts/cf-build.mjs, guest-sdk/js)",
-                dir.display()
-            );
-        }
-        return Ok(dir);
-    }
-    let exe = std::env::current_exe()?.canonicalize()?;
-    let root = exe
-        .ancestors()
-        .find(|dir| holds(dir))
-        .context("no dohost checkout above this executable: set DOHOST_SDK to one")?
-        .to_path_buf();
+    let root = match std::env::var_os("DOHOST_SDK").map(PathBuf::from) {
+        Some(dir) if !holds(&dir) => bail!(
+            "DOHOST_SDK={} holds no dohost SDK (scripts/cf-build.mjs, guest-sdk/js)",
+            dir.display()
+        ),
+        Some(dir) => dir,
+        None => std::env::current_exe()?
+            .canonicalize()?
+            .ancestors()
+            .find(|dir| holds(dir))
+            .context("no dohost checkout above this executable: set DOHOST_SDK to one")?
+            .to_path_buf(),
+    };
     let tools = [
         "node_modules/.bin/esbuild",
         "node_modules/.bin/componentize-js",

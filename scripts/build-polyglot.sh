@@ -76,16 +76,16 @@ py() {
     -p "$2" -p guest-sdk/python -o "$1" app
 }
 
-js "$OUT/js_counter.wasm" examples/js/counter/counter.js examples/wit counter-class-dynamic
-js "$OUT/js_chat.wasm" examples/js/chat/chat.js wit dynamic-object
-js "$OUT/js_hello_counter.wasm" examples/js/hello/counter.js wit dynamic-object
+js "$OUT/js_counter.wasm" examples/js/counter/counter.js examples/wit counter-class-js
+js "$OUT/js_chat.wasm" examples/js/chat/chat.js wit js-object
+js "$OUT/js_hello_counter.wasm" examples/js/hello/counter.js wit js-object
 entry "$OUT/js_hello_entry.wasm" examples/js/hello/worker.js
-js "$OUT/js_rate_limiter.wasm" examples/js/chat-app/limiter.js wit dynamic-object
-js "$OUT/js_batcher.wasm" examples/js/batcher/batcher.js wit dynamic-object
+js "$OUT/js_rate_limiter.wasm" examples/js/chat-app/limiter.js wit js-object
+js "$OUT/js_batcher.wasm" examples/js/batcher/batcher.js wit js-object
 entry "$OUT/js_chat_app_entry.wasm" examples/js/chat-app/worker.js
 entry "$OUT/js_test_entry.wasm" tests/fixtures/entry-js/worker.js
 proxy_entry "$OUT/js_proxy_entry.wasm" tests/fixtures/entry-fetch-event/worker.js
-js "$OUT/js_sdk_probe.wasm" tests/fixtures/sdk-probe-js/probe.js wit object
+js "$OUT/js_sdk_probe.wasm" tests/fixtures/sdk-probe-js/probe.js wit timed-object
 py "$OUT/py_counter.wasm" examples/python/counter examples/wit dohost:examples/counter-class-dynamic
 py "$OUT/py_chat.wasm" examples/python/chat wit dohost:object/object
 py "$OUT/py_sdk_probe.wasm" tests/fixtures/sdk-probe-py guest-sdk/wit dohost:sdk/object-http

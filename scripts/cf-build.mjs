@@ -101,10 +101,10 @@ async function buildAll(exported) {
     const outfile = await bundle(
       name,
       `import ${js('globals.js')};\nimport { ${name} as Class } from ${JSON.stringify(main)};\n` +
-        `import { exportDynamic, exportObject } from ${js('index.js')};\n` +
+        `import { exportDynamic, exportObject } from ${js('index.js')};\nexport { timerEvents } from ${js('index.js')};\n` +
         'export const handler = exportObject(Class);\nexport const dynamic = exportDynamic(Class);\n',
     );
-    await componentize(name, outfile, join(sdk, 'wit'), 'dynamic-object');
+    await componentize(name, outfile, join(sdk, 'wit'), 'js-object');
   }
   // A Worker removed since the last build must not stay in the manifest.
   if (!exported.has('default')) await rm(join(out, 'entry.wasm'), { force: true });

@@ -33,7 +33,7 @@
 //   stub.js      getNamespace, DurableObjectNamespace, DurableObjectId, stubs
 //   state.js     ctx: DurableObjectState
 //   http.js      Response, Request, Headers
-//   runtime.js   DurableObject, exportObject, exportRpc
+//   runtime.js   DurableObject, exportObject, exportRpc, timerEvents
 //   env.js       `env` (constructor argument, this.env): the manifest's vars and secrets
 //   bytes.js, json.js, s64.js, timers.js: values at the WIT boundary, JSON with
 //                BigInts, the s64 workaround and s64(), per-event timers
@@ -68,4 +68,4 @@ export { WebSocket, WebSocketPair, WebSocketRequestResponsePair } from './websoc
 export { DurableObjectId, DurableObjectNamespace, getNamespace } from './stub.js';
 export { DurableObjectState } from './state.js';
 export { Headers, Request, Response } from './http.js';
-export { DurableObject, exportDynamic, exportObject, exportRpc } from './runtime.js';
+export { DurableObject, exportDynamic, exportObject, exportRpc, timerEvents } from './runtime.js';

@@ -10,6 +10,7 @@ import { errorMessage } from './error.js';
 import { parseJson, stringifyJson } from './json.js';
 import { requestFromWit, responseToWit } from './http.js';
 import { DurableObjectState } from './state.js';
+import { runDueTimers } from './timers.js';
 import { MARK_CLOSED, RELEASE, eventSockets, messageFromWit, socketFromHandle } from './websocket.js';
 
 /**
@@ -120,6 +121,24 @@ export function exportObject(Class, extra = {}) {
     },
   };
 }
+
+/**
+ * The `dohost:object/timer-events` export (world `js-object`):
+ * `export { timerEvents } from '…/index.js'`. The host calls `fire` when the
+ * earliest timer an event left pending is due: the due callbacks run as one
+ * event of their own (its writes commit together, behind the output gate).
+ * A callback's exception is logged; the other callbacks and the writes stand.
+ */
+export const timerEvents = {
+  fire() {
+    return asResult(async () => {
+      live();
+      const failure = runDueTimers();
+      await instanceCtx._settle();
+      if (failure !== null) throw failure;
+    });
+  },
+};
 
 /**
  * An RPC interface export: `export const counter = exportRpc(MyClass, ['increment', 'get'])`

@@ -3,11 +3,12 @@
 // `abort`. runtime.js creates one per instance and settles it after each event.
 
 import * as wstate from 'dohost:object/state@0.2.0';
+import * as wtimers from 'dohost:object/timers@0.2.0';
 import * as wws from 'dohost:object/websockets@0.2.0';
 import { host } from './error.js';
 import { DurableObjectStorage } from './storage.js';
 import { DurableObjectId } from './stub.js';
-import { clearEventTimers } from './timers.js';
+import { clearEventTimers, parkTimers } from './timers.js';
 import {
   BIND,
   HAS_HANDLE,
@@ -20,6 +21,22 @@ import {
   knownSockets,
   socketFromHandle,
 } from './websocket.js';
+
+let warnedNoTimerEvents = false;
+
+// The event ends: its pending timers leave the engine's loop, and the host
+// wakes the object (`timer-events.fire`) when the earliest is due.
+function scheduleTimers() {
+  const delay = parkTimers();
+  if (wtimers.wakeAfter(delay ?? undefined) || delay === null) return;
+  clearEventTimers();
+  if (!warnedNoTimerEvents) {
+    warnedNoTimerEvents = true;
+    console.warn(
+      "dohost: a timer was pending when the event ended and was dropped: this class does not export timerEvents (export { timerEvents } from the SDK's index.js, world dohost:object/js-object)",
+    );
+  }
+}
 
 /** `ctx`: the object's identity, storage and WebSockets. */
 export class DurableObjectState {
@@ -47,7 +64,7 @@ export class DurableObjectState {
       const ps = this.#pending.splice(0);
       await Promise.all(ps);
     }
-    clearEventTimers();
+    scheduleTimers();
   }
   /**
    * Accepts the WebSocket upgrade of the current request and returns its

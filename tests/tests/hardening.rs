@@ -1018,22 +1018,6 @@ async fn the_admin_surface_can_have_its_own_loopback_listener() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_javascript_timer_left_pending_never_fires_inside_a_later_event() {
-    let classes = vec![("JsSdkProbe", dohost_tests::polyglot("js_sdk_probe"))];
-    let host = TestHost::start_with(&classes, "").await;
-    assert_eq!(
-        host.post("/obj/JsSdkProbe/t/timer-arm", "").await.body,
-        "armed"
-    );
-    let r = host.get("/obj/JsSdkProbe/t/timer-wait").await;
-    assert_eq!(
-        (r.status, r.body.as_str()),
-        (200, "null"),
-        "a stale timer ran inside the event"
-    );
-}
-
-#[tokio::test(flavor = "multi_thread")]
 async fn temporary_files_of_guest_queries_are_capped() {
     let host = TestHost::start("[limits]\nmax_temp_bytes = 1048576\ncpu_per_event = \"60s\"").await;
     let q = |query: &str| json!({ "query": query });

@@ -61,3 +61,4 @@ export class JsBatcher extends DurableObject {
 
 export const handler = exportObject(JsBatcher);
 export const dynamic = exportDynamic(JsBatcher);
+export { timerEvents } from '../../../guest-sdk/js/index.js';

@@ -23,3 +23,4 @@ export class RateLimiter extends DurableObject {
 
 export const handler = exportObject(RateLimiter);
 export const dynamic = exportDynamic(RateLimiter);
+export { timerEvents } from '../../../guest-sdk/js/index.js';

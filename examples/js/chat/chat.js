@@ -104,3 +104,4 @@ export class JsChatRoom extends DurableObject {
 
 export const handler = exportObject(JsChatRoom);
 export const dynamic = exportDynamic(JsChatRoom);
+export { timerEvents } from '../../../guest-sdk/js/index.js';

@@ -91,3 +91,4 @@ export const handler = exportObject(JsCounter);
 export const counter = exportRpc(JsCounter, ['increment', 'get']);
 // Every other public method (`add`, `value`) is untyped RPC.
 export const dynamic = exportDynamic(JsCounter);
+export { timerEvents } from '../../../guest-sdk/js/index.js';

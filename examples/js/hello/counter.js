@@ -18,3 +18,4 @@ export class Counter extends DurableObject {
 
 export const handler = exportObject(Counter);
 export const dynamic = exportDynamic(Counter);
+export { timerEvents } from '../../../guest-sdk/js/index.js';

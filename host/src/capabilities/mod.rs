@@ -1,7 +1,8 @@
 //! What a guest imports, one capability per folder: `storage` (SQL, KV, the
 //! object's database and its guard), `alarms` (policy, index, scheduler),
 //! `sockets` (the hub, connections, send budgets), `namespaces` (calls to
-//! other objects, call chains), `identity` and `env` (vars and secrets).
+//! other objects, call chains), `identity`, `env` (vars and secrets) and
+//! `timers` (the wake-up for timers that outlive their event).
 //!
 //! Each capability owns its per-instance context (the state its WIT import
 //! reaches), the view its import adapter works on, and what it does around
@@ -20,6 +21,7 @@ pub mod namespaces;
 pub mod outbound;
 pub mod sockets;
 pub mod storage;
+pub mod timers;
 
 use crate::bindings::dohost::object as wit;
 use anyhow::anyhow;
@@ -33,6 +35,7 @@ pub trait Capabilities: Send + 'static {
     fn namespaces(&mut self) -> namespaces::NamespacesView<'_>;
     fn identity(&mut self) -> &mut identity::IdentityCtx;
     fn env(&mut self) -> &mut env::EnvCtx;
+    fn timers(&mut self) -> &mut timers::TimersCtx;
 }
 
 struct Storage;
@@ -63,6 +66,11 @@ impl HasData for Identity {
 struct Env;
 impl HasData for Env {
     type Data<'a> = &'a mut env::EnvCtx;
+}
+
+struct Timers;
+impl HasData for Timers {
+    type Data<'a> = &'a mut timers::TimersCtx;
 }
 
 /// The error of linking one interface, named.
@@ -105,6 +113,10 @@ pub fn add_to_linker<T: Capabilities>(linker: &mut Linker<T>) -> anyhow::Result<
         "namespaces",
     )?;
     wire(wit::env::add_to_linker::<T, Env>(linker, T::env), "env")?;
+    wire(
+        wit::timers::add_to_linker::<T, Timers>(linker, T::timers),
+        "timers",
+    )?;
     Ok(())
 }
 

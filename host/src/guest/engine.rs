@@ -54,6 +54,9 @@ pub struct LoadedClass {
     pub component: Component,
     /// The class's RPC methods.
     pub rpc: RpcMethods,
+    /// `timer-events.fire`, if the class exports it (its timers then fire
+    /// as events of their own).
+    pub timer_events: Option<wasmtime::component::ComponentExportIndex>,
     /// Where its objects may send HTTP requests (`[classes.X] allow`).
     pub egress: Arc<crate::capabilities::outbound::EgressPolicy>,
     /// Bytes of the component file.
@@ -195,6 +198,7 @@ impl Engine {
             pre,
             ticker: self.ticker.clone(),
             indices,
+            timer_events: timer_events_export(&component),
             component,
             rpc,
             egress: Arc::new(crate::capabilities::outbound::EgressPolicy::for_class(
@@ -402,4 +406,17 @@ fn check_world_version(engine: &wasmtime::Engine, component: &Component) -> Resu
         }
     }
     Ok(())
+}
+
+/// Where `dohost:object/timer-events.fire` is, whatever the version suffix.
+fn timer_events_export(
+    component: &Component,
+) -> Option<wasmtime::component::ComponentExportIndex> {
+    let ty = component.component_type();
+    let engine = component.engine();
+    let name = ty.exports(engine).map(|(name, _)| name).find(|name| {
+        name.split('@').next() == Some(crate::capabilities::timers::EVENTS_INTERFACE)
+    })?;
+    let interface = component.get_export_index(None, name)?;
+    component.get_export_index(Some(&interface), "fire")
 }

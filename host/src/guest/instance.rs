@@ -19,6 +19,7 @@ use crate::capabilities::sockets::{
     new_handle, SocketEffects, SocketHub, SocketLimits, SocketView, SocketsCtx,
 };
 use crate::capabilities::storage::ObjectDb;
+use crate::capabilities::timers::TimersCtx;
 use crate::clock::SharedClock;
 use crate::config::AppEnv;
 use crate::deadline::{Deadline, DeadlineExceeded};
@@ -113,6 +114,8 @@ pub struct ObjectInstance {
     bindings: Object,
     limits: CallLimits,
     ticker: Arc<EpochTicker>,
+    /// `timer-events.fire`, if the class exports it.
+    timer_events: Option<wasmtime::component::ComponentExportIndex>,
 }
 
 /// Which object an instance is.
@@ -158,6 +161,7 @@ impl ObjectInstance {
                 bindings,
                 limits,
                 ticker: class.ticker.clone(),
+                timer_events: class.timer_events,
             }),
             Err(e) => {
                 let db = store.into_data().storage.db;
@@ -300,6 +304,26 @@ impl ObjectInstance {
             name: t.name,
             message: t.message,
         })
+    }
+
+    /// When the instance wants its timers run (`timers.wake-after`), if it does.
+    pub fn timer_wake_at(&self) -> Option<Duration> {
+        self.store.data().timers.wake_at()
+    }
+
+    /// Runs the due timers (`timer-events.fire`); nothing for a class
+    /// without timers.
+    pub async fn fire_timers(&mut self) -> Result<Result<(), String>, GuestFailure> {
+        let Some(index) = self.timer_events else {
+            return Ok(Ok(()));
+        };
+        let func = self
+            .instance
+            .get_typed_func::<(), (Result<(), String>,)>(&mut self.store, index)
+            .map_err(|e| GuestFailure::trap(format!("timer-events.fire: {e}")))?;
+        let (_clock, deadline) = self.start_call();
+        let result = bounded(&deadline, func.call_async(&mut self.store, ())).await;
+        self.finish(result).map(|(fired,)| fired)
     }
 
     /// Runs the alarm handler.
@@ -449,6 +473,7 @@ fn new_state(
         sockets: SocketsCtx::new(links.sockets, key.clone(), socket_limits),
         namespaces: NamespacesCtx::new(links.peers, me, links.deadline.clone()),
         env: EnvCtx { env: links.env },
+        timers: TimersCtx::new(links.clock.clone(), class.timer_events.is_some()),
         http: wasmtime_wasi_http::WasiHttpCtx::new(),
         egress: crate::capabilities::outbound::EgressHooks {
             policy: class.egress.clone(),

@@ -13,6 +13,7 @@ use crate::capabilities::outbound::object_http::ObjectHttpView;
 use crate::capabilities::outbound::{EgressHooks, OutputGate};
 use crate::capabilities::sockets::{SocketsCtx, SocketsView};
 use crate::capabilities::storage::{ObjectDb, StorageView};
+use crate::capabilities::timers::TimersCtx;
 use crate::capabilities::Capabilities;
 use crate::deadline::Deadline;
 use wasmtime::component::ResourceTable;
@@ -35,6 +36,7 @@ pub struct InstanceState {
     pub(super) sockets: SocketsCtx,
     pub(super) namespaces: NamespacesCtx,
     pub(super) env: EnvCtx,
+    pub(super) timers: TimersCtx,
     /// Outbound HTTP: wasi:http, the class's egress policy, the output gate.
     pub(super) http: WasiHttpCtx,
     pub(super) egress: EgressHooks,
@@ -108,5 +110,9 @@ impl Capabilities for InstanceState {
 
     fn env(&mut self) -> &mut EnvCtx {
         &mut self.env
+    }
+
+    fn timers(&mut self) -> &mut TimersCtx {
+        &mut self.timers
     }
 }

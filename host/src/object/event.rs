@@ -27,6 +27,8 @@ pub enum EventKind {
     Socket(SocketEvent),
     /// The object's alarm may be due.
     Alarm,
+    /// Timers the instance left pending are due (`timer-events.fire`).
+    Timer,
 }
 
 impl EventKind {
@@ -48,7 +50,7 @@ impl EventKind {
                 crate::bindings::dohost::object::types::WsMessage::Text(t) => t.len(),
                 crate::bindings::dohost::object::types::WsMessage::Binary(b) => b.len(),
             },
-            EventKind::Socket(_) | EventKind::Alarm => 0,
+            EventKind::Socket(_) | EventKind::Alarm | EventKind::Timer => 0,
         }
     }
 
@@ -60,6 +62,7 @@ impl EventKind {
             EventKind::Socket(SocketEvent::Close { .. }) => "websocket_close",
             EventKind::Socket(SocketEvent::Error { .. }) => "websocket_error",
             EventKind::Alarm => "alarm",
+            EventKind::Timer => "timer",
         }
     }
 }

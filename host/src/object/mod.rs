@@ -50,6 +50,12 @@ pub struct ObjectActor {
     idle_since: std::time::Duration,
 }
 
+/// The event that runs an instance's due timers: nobody waits for its reply.
+fn timer_envelope() -> Envelope {
+    let (reply, _) = tokio::sync::oneshot::channel();
+    Envelope::new(EventKind::Timer, None, Default::default(), reply)
+}
+
 impl ObjectActor {
     /// Starts the actor of (class, id) and returns its mailbox.
     pub fn spawn(env: Arc<ObjectEnv>, class: Arc<LoadedClass>, id: ObjectId) -> Mailbox<Envelope> {
@@ -82,6 +88,8 @@ impl ObjectActor {
     async fn run(mut self) {
         let hibernate_after = self.env.limits.hibernate_after;
         loop {
+            // Pending timers keep the object awake (not from eviction).
+            let timer = self.timer_due();
             let first = match self.residency.permit() {
                 None => self.mailbox.recv().await,
                 Some(permit) => {
@@ -90,12 +98,18 @@ impl ObjectActor {
                         biased;
                         event = self.mailbox.recv() => event,
                         () = slot.evict.notified() => {
+                            if timer.is_some() {
+                                tracing::info!("object {}: evicted for another object's slot; its pending timers are dropped", self.key);
+                            }
                             if self.hibernate_and_leave("lru") {
                                 return;
                             }
                             continue;
                         }
-                        () = self.env.clock.sleep_until(self.idle_since + hibernate_after) => {
+                        () = self.env.clock.sleep_until(timer.unwrap_or_default()), if timer.is_some() => {
+                            Some(timer_envelope())
+                        }
+                        () = self.env.clock.sleep_until(self.idle_since + hibernate_after), if timer.is_none() => {
                             if self.hibernate_and_leave("idle") {
                                 return;
                             }
@@ -116,13 +130,19 @@ impl ObjectActor {
                     None => break,
                 }
             }
-            self.env.metrics.mailbox_depth.dec_by(batch.len() as i64);
+            let queued = batch
+                .iter()
+                .filter(|e| !matches!(e.kind, EventKind::Timer))
+                .count();
+            self.env.metrics.mailbox_depth.dec_by(queued as i64);
             self.run_batch(batch).await;
             // `hibernate_after = "0s"`: evict after every batch (nothing may
-            // live in the instance between events). An object that could not
-            // get an active slot leaves as soon as nothing waits for it.
+            // live in the instance between events) unless timers are pending.
+            // An object that could not get an active slot leaves as soon as
+            // nothing waits for it.
             let leave = (hibernate_after.is_zero() || self.residency.permit().is_none())
-                && self.mailbox.is_empty();
+                && self.mailbox.is_empty()
+                && self.timer_due().is_none();
             if leave && self.hibernate_and_leave("idle") {
                 return;
             }
@@ -143,6 +163,11 @@ impl ObjectActor {
         }
         let object = self.key.clone();
         pipeline::run_batch(self, &object, batch).await;
+    }
+
+    /// When the live instance wants its pending timers run, if it has any.
+    fn timer_due(&mut self) -> Option<std::time::Duration> {
+        self.residency.instance()?.timer_wake_at()
     }
 
     /// Hibernates, then leaves the registry if nothing arrived meanwhile.

@@ -48,6 +48,11 @@ impl ObjectActor {
         };
         let (mut result, mut effects) = match kind {
             EventKind::Alarm => self.run_alarm(&callers).await,
+            // The timers lived in an instance that is gone (an earlier event
+            // of the batch failed): nothing is left to fire.
+            EventKind::Timer if self.residency.instance().is_none() => {
+                (Ok(EventOutput::Done), Default::default())
+            }
             kind => {
                 let start = EventStart {
                     callers: &callers,
@@ -85,7 +90,7 @@ impl ObjectActor {
         }
     }
 
-    /// Runs a fetch, RPC or WebSocket event in its own savepoint.
+    /// Runs a fetch, RPC, WebSocket or timer event in its own savepoint.
     async fn run_event(&mut self, kind: EventKind, start: EventStart<'_>) -> Ran {
         if let Err(e) = self.db().begin_event() {
             return (Err(self.storage_failed(e)), EventEffects::default());
@@ -96,10 +101,11 @@ impl ObjectActor {
         }
         let object = &self.key;
         let instance = self.residency.instance().expect("ensured");
+        let label = kind.label();
         let handled = |r: Result<(), String>| {
             if let Err(e) = r {
                 // A returned error is not a crash: the event's writes are kept.
-                tracing::warn!("object {object} websocket handler returned an error: {e}");
+                tracing::warn!("object {object} {label} handler returned an error: {e}");
             }
             EventOutput::Done
         };
@@ -130,6 +136,7 @@ impl ObjectActor {
             EventKind::Socket(SocketEvent::Error { socket, error }) => {
                 instance.socket_error(socket, error).await.map(handled)
             }
+            EventKind::Timer => instance.fire_timers().await.map(handled),
             EventKind::Alarm => unreachable!("alarm events run in run_alarm"),
         };
         self.finish_event(result)

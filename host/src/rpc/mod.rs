@@ -141,6 +141,7 @@ impl RpcMethods {
                     // RPC interfaces belong to a package (`pkg:name/iface`): plain
                     // names are toolchain internals (componentize-py leaves one).
                     if unversioned == HANDLER_INTERFACE
+                        || unversioned == crate::capabilities::timers::EVENTS_INTERFACE
                         || export.starts_with("wasi:")
                         || !export.contains(':')
                     {

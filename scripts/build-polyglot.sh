@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the JavaScript and Python object classes into WebAssembly components in
 # target/polyglot/, installing the pinned tool chains first when needed:
-#   npm ci (package-lock.json: componentize-js 0.23.0, jco 1.35.0) into node_modules/,
+#   npm ci (package-lock.json: componentize-js 0.23.0, jco 1.35.0, esbuild 0.28.2,
+#   typescript 5.9.3 for the type checks of the tests) into node_modules/,
 #   a venv in .venv/ with componentize-py 0.25.1 (guest-sdk/python/requirements-build.txt).
 # Called by `make build`; each component is rebuilt only when a source is newer.
 #

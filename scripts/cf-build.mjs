@@ -20,25 +20,92 @@ const out = resolve(plan.out);
 const main = resolve(project, plan.main);
 const js = (file) => JSON.stringify(join(sdk, 'guest-sdk', 'js', file));
 
-// wrangler's Data rule gives an ArrayBuffer (esbuild's binary loader a Uint8Array);
+// wrangler's module rules: the project's `rules` first, then the defaults (a
+// rule with `fallthrough: false` hides the later rules of its type). Text gives
+// a string, Data an ArrayBuffer (esbuild's binary loader gives a Uint8Array);
 // CompiledWasm cannot work: StarlingMonkey has no WebAssembly.
+const DEFAULT_RULES = [
+  { type: 'Text', globs: ['**/*.txt', '**/*.html', '**/*.sql'] },
+  { type: 'Data', globs: ['**/*.bin'] },
+  { type: 'CompiledWasm', globs: ['**/*.wasm', '**/*.wasm?module'] },
+];
+
+// A wrangler glob (`**/*.html`, `src/*.txt`) → a RegExp on the project-relative path.
+function globRegExp(glob) {
+  let re = '';
+  for (let i = 0; i < glob.length; i++) {
+    const c = glob[i];
+    if (c === '*' && glob[i + 1] === '*') {
+      re += glob[i + 2] === '/' ? '(?:.*/)?' : '.*';
+      i += glob[i + 2] === '/' ? 2 : 1;
+    } else if (c === '*') re += '[^/]*';
+    else if (c === '?') re += '[^/]';
+    else re += c.replace(/[.+^${}()|[\]\\]/g, '\\$&');
+  }
+  return new RegExp(`^${re}$`);
+}
+
+function moduleRules(projectRules) {
+  const rules = [];
+  const closed = new Set();
+  for (const rule of [...projectRules, ...DEFAULT_RULES]) {
+    if (closed.has(rule.type)) continue;
+    rules.push({ type: rule.type, globs: rule.globs.map(globRegExp) });
+    if (rule.fallthrough === false) closed.add(rule.type);
+  }
+  return rules;
+}
+
+const rules = moduleRules(plan.rules ?? []);
+const ruleOf = (path) => rules.find((r) => r.globs.some((g) => g.test(path)))?.type;
+
 const wranglerRules = {
   name: 'wrangler-rules',
   setup(b) {
-    b.onLoad({ filter: /\.bin$/, namespace: 'file' }, (a) => ({
-      contents: `import u8 from ${JSON.stringify(`${a.path}?u8`)}; export default u8.buffer;`,
-      loader: 'js',
-    }));
+    b.onResolve({ filter: /\?module$/ }, (a) => ({ path: resolve(a.resolveDir, a.path.slice(0, -7)) }));
+    b.onLoad({ filter: /.*/, namespace: 'file' }, async (a) => {
+      const type = ruleOf(relative(project, a.path).split('\\').join('/'));
+      if (type === 'Text') return { contents: await readFile(a.path, 'utf8'), loader: 'text' };
+      if (type === 'Data') {
+        return { contents: `import u8 from ${JSON.stringify(`${a.path}?u8`)}; export default u8.buffer;`, loader: 'js', resolveDir: project };
+      }
+      if (type === 'CompiledWasm') {
+        return { errors: [{ text: 'WebAssembly modules are not supported (StarlingMonkey has no WebAssembly global)' }] };
+      }
+      return undefined; // ESModule, CommonJS or no rule: esbuild's own loaders
+    });
     b.onResolve({ filter: /\?u8$/ }, (a) => ({ path: a.path.slice(0, -3), namespace: 'cf-u8' }));
     b.onLoad({ filter: /.*/, namespace: 'cf-u8' }, async (a) => ({ contents: await readFile(a.path), loader: 'binary' }));
-    b.onResolve({ filter: /\.wasm(\?module)?$/ }, () => ({
-      errors: [{ text: 'WebAssembly modules are not supported (StarlingMonkey has no WebAssembly global)' }],
-    }));
-    b.onResolve({ filter: /^node:/ }, (a) => ({
-      errors: [{ text: `${a.path} is not supported yet (no nodejs_compat on dohost)` }],
-    }));
+    b.onResolve({ filter: /^node:/ }, (a) => nodeModule(a.path.slice(5)));
+    b.onResolve({ filter: BARE_NODE }, (a) => (plan.nodejsCompat ? nodeModule(a.path) : undefined));
   },
 };
+
+// `node:` modules of a `nodejs_compat` project: the SDK's (guest-sdk/js/node/)
+// or a pinned npm package. Any other is a build error that names it.
+const nodeFile = (name) => join(sdk, 'guest-sdk', 'js', 'node', `${name}.js`);
+const NODE_MODULES = {
+  buffer: join(sdk, 'node_modules', 'buffer', 'index.js'),
+  events: join(sdk, 'node_modules', 'events', 'events.js'),
+  async_hooks: nodeFile('async_hooks'),
+  crypto: nodeFile('crypto'),
+  diagnostics_channel: nodeFile('diagnostics_channel'),
+  process: nodeFile('process'),
+  timers: nodeFile('timers'),
+  util: nodeFile('util'),
+};
+const BARE_NODE = new RegExp(`^(${Object.keys(NODE_MODULES).join('|')})$`);
+
+function nodeModule(name) {
+  const supported = Object.keys(NODE_MODULES).map((n) => `node:${n}`).join(', ');
+  if (!plan.nodejsCompat) {
+    return { errors: [{ text: `node:${name} needs the nodejs_compat compatibility flag (add it to compatibility_flags; dohost then provides ${supported})` }] };
+  }
+  if (NODE_MODULES[name] === undefined) {
+    return { errors: [{ text: `node:${name} is not supported on dohost (its nodejs_compat has ${supported})` }] };
+  }
+  return { path: NODE_MODULES[name] };
+}
 
 function options(entry) {
   return {
@@ -50,7 +117,6 @@ function options(entry) {
     mainFields: ['module', 'main'],
     conditions: ['workerd', 'worker', 'browser'],
     alias: { 'cloudflare:workers': join(sdk, 'guest-sdk', 'js', entry ? 'cloudflare-workers-entry.js' : 'cloudflare-workers.js') },
-    loader: { '.html': 'text', '.txt': 'text', '.sql': 'text' },
     define: { 'process.env.NODE_ENV': '"production"' },
     external: ['dohost:*', 'wasi:*'],
     plugins: [wranglerRules],
@@ -96,11 +162,13 @@ try {
 }
 
 async function buildAll(exported) {
+  // A nodejs_compat project gets Node's globals (process, Buffer) before its modules run.
+  const globals = `import ${js('globals.js')};\n` + (plan.nodejsCompat ? `import ${js('node/globals.js')};\n` : '');
   for (const name of plan.classes) {
     console.log(`== class ${name}`);
     const outfile = await bundle(
       name,
-      `import ${js('globals.js')};\nimport { ${name} as Class } from ${JSON.stringify(main)};\n` +
+      `${globals}import { ${name} as Class } from ${JSON.stringify(main)};\n` +
         `import { exportDynamic, exportObject } from ${js('index.js')};\nexport { timerEvents } from ${js('index.js')};\n` +
         'export const handler = exportObject(Class);\nexport const dynamic = exportDynamic(Class);\n',
     );
@@ -112,7 +180,7 @@ async function buildAll(exported) {
     console.log('== entry (the default export)');
     const outfile = await bundle(
       'entry',
-      `import ${js('globals.js')};\nimport worker from ${JSON.stringify(main)};\nimport { serveWorker } from ${js('entry.js')};\n` +
+      `${globals}import worker from ${JSON.stringify(main)};\nimport { serveWorker } from ${js('entry.js')};\n` +
         'const served = serveWorker(worker);\nexport const incomingHandler = served.incomingHandler;\nexport const reuse = served.reuse;\n',
       { entry: true },
     );

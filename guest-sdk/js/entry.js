@@ -33,7 +33,11 @@ import { buildEnv } from './env.js';
 import { errorMessage } from './error.js';
 import { runStarted } from './globals.js';
 import { Response, requestFromWit } from './http.js';
-import { clearEventTimers } from './timers.js';
+import { clearEventTimers, setEventRunning, setOnParked } from './timers.js';
+
+// A timer set outside a request (by a chain no request awaits) has no event to
+// fire in: it is dropped, as the request's own are when it ends.
+setOnParked(clearEventTimers);
 
 // wasi:io's blocking-write-and-flush takes at most 4096 bytes per call.
 const WRITE_CHUNK = 4096;
@@ -155,6 +159,7 @@ export function serveWorker(worker) {
   const incomingHandler = {
     async handle(incoming, outparam) {
       runStarted();
+      setEventRunning(true);
       const waiting = [];
       const ctx = {
         waitUntil: (promise) => void waiting.push(Promise.resolve(promise)),
@@ -167,6 +172,7 @@ export function serveWorker(worker) {
         respond(outparam, await answer(worker, request, env, ctx));
         await Promise.allSettled(waiting);
       } finally {
+        setEventRunning(false);
         clearEventTimers();
       }
     },

@@ -42,9 +42,13 @@ export function buildEnv(extra = {}, makeResponse = undefined) {
   const env = {};
   const define = (name, value) =>
     Object.defineProperty(env, name, { value, enumerable: true, writable: false, configurable: false });
+  // A nodejs_compat project's `process.env` (node/process.js) gets them too.
+  const processEnv = globalThis.process?.[Symbol.for('dohost.process.env')] === true ? globalThis.process.env : null;
   for (const name of wenv.names()) {
     const value = wenv.get(name);
-    if (value !== undefined) define(String(name), value);
+    if (value === undefined) continue;
+    define(String(name), value);
+    if (processEnv !== null) processEnv[String(name)] = value;
   }
   // `[bindings]`: `env.COUNTER` is the namespace of the bound class; the
   // `[assets] binding` (class '@assets') fetches the host's static files.

@@ -35,6 +35,7 @@
 //   http.js      Response, Request, Headers
 //   runtime.js   DurableObject, exportObject, exportRpc, timerEvents
 //   env.js       `env` (constructor argument, this.env): the manifest's vars and secrets
+//   object-globals.js  the globals Cloudflare gives a class: Response, WebSocket, WebSocketPair
 //   bytes.js, json.js, s64.js, timers.js: values at the WIT boundary, JSON with
 //                BigInts, the s64 workaround and s64(), per-event timers
 //
@@ -69,3 +70,4 @@ export { DurableObjectId, DurableObjectNamespace, getNamespace } from './stub.js
 export { DurableObjectState } from './state.js';
 export { Headers, Request, Response } from './http.js';
 export { DurableObject, exportDynamic, exportObject, exportRpc, timerEvents } from './runtime.js';
+import './object-globals.js';

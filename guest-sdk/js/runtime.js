@@ -9,9 +9,9 @@ import { buildEnv } from './env.js';
 import { errorMessage } from './error.js';
 import { parseJson, stringifyJson } from './json.js';
 import { requestFromWit, responseToWit } from './http.js';
-import { DurableObjectState } from './state.js';
-import { runDueTimers } from './timers.js';
-import { MARK_CLOSED, RELEASE, eventSockets, messageFromWit, socketFromHandle } from './websocket.js';
+import { DurableObjectState, endEvent } from './state.js';
+import { runDueTimers, setEventRunning } from './timers.js';
+import { DISPATCH, LISTENING, MARK_CLOSED, ORPHANED, RELEASE, eventSockets, messageFromWit, socketFromHandle } from './websocket.js';
 
 /**
  * Base class of an object class: `this.ctx` and `this.env` (the manifest's
@@ -27,8 +27,10 @@ export class DurableObject {
 let instance = null;
 let instanceCtx = null;
 
+// Every export but init starts here: the event is running (timers.js).
 function live() {
   if (instance === null) throw new Error('dohost: event delivered before init');
+  setEventRunning(true);
   return instance;
 }
 
@@ -40,21 +42,27 @@ async function asResult(f) {
     return { tag: 'ok', val: undefined };
   } catch (e) {
     console.error(`dohost: handler failed: ${e && e.stack ? e.stack : errorMessage(e)}`);
+    endEvent(); // the instance lives on: its timers are parked all the same
     return { tag: 'err', val: errorMessage(e) };
   }
 }
 
 // Runs a webSocket* handler with the socket's one wrapper (the event's own
-// handle is disposed unless it becomes that wrapper's). After a close event the
-// socket is gone: its handle is dropped (tags and attachment stay readable).
-function socketEvent(handle, call, closing = false) {
+// handle is disposed unless it becomes that wrapper's): the class's handler for
+// a hibernatable socket, the socket's listeners (`event`) for one accepted with
+// `ws.accept()`, nothing for one of an earlier instance (closed: ORPHANED).
+// After a close event the socket is gone: its handle is dropped (tags and
+// attachment stay readable).
+function socketEvent(handle, call, event, closing = false) {
   return asResult(async () => {
     const obj = live();
     const socket = socketFromHandle(handle);
     if (closing) socket[MARK_CLOSED]();
+    const orphaned = socket[ORPHANED];
     eventSockets.current = socket;
     try {
-      await call(obj, socket);
+      if (socket[LISTENING]) await socket[DISPATCH](event.type, event);
+      else if (!orphaned) await call(obj, socket);
       await instanceCtx._settle();
     } finally {
       eventSockets.current = null;
@@ -73,6 +81,7 @@ export function exportObject(Class, extra = {}) {
   return {
     init() {
       runStarted();
+      setEventRunning(true);
       return asResult(async () => {
         instance = null;
         const ctx = new DurableObjectState();
@@ -103,20 +112,27 @@ export function exportObject(Class, extra = {}) {
       });
     },
     webSocketMessage(ws, message) {
-      return socketEvent(ws, (obj, socket) =>
-        typeof obj.webSocketMessage === 'function' ? obj.webSocketMessage(socket, messageFromWit(message)) : undefined,
+      const data = messageFromWit(message);
+      return socketEvent(
+        ws,
+        (obj, socket) => (typeof obj.webSocketMessage === 'function' ? obj.webSocketMessage(socket, data) : undefined),
+        { type: 'message', data },
       );
     },
     webSocketClose(ws, code, reason, wasClean) {
       return socketEvent(
         ws,
         (obj, socket) => (typeof obj.webSocketClose === 'function' ? obj.webSocketClose(socket, code, reason, wasClean) : undefined),
+        { type: 'close', code, reason, wasClean },
         true,
       );
     },
     webSocketError(ws, error) {
-      return socketEvent(ws, (obj, socket) =>
-        typeof obj.webSocketError === 'function' ? obj.webSocketError(socket, new Error(error)) : undefined,
+      const e = new Error(error);
+      return socketEvent(
+        ws,
+        (obj, socket) => (typeof obj.webSocketError === 'function' ? obj.webSocketError(socket, e) : undefined),
+        { type: 'error', error: e, message: error },
       );
     },
   };
@@ -199,6 +215,7 @@ export function exportDynamic(Class) {
         await instanceCtx._settle();
         return { tag: 'ok', val: result === undefined ? 'null' : stringifyJson(result) };
       } catch (e) {
+        endEvent();
         const name = e instanceof Error ? e.name : 'Error';
         const message = e instanceof Error ? e.message : errorMessage(e);
         console.error(`dohost: ${Class.name}.${method} threw ${name}: ${message}`);

@@ -8,10 +8,15 @@ import * as wws from 'dohost:object/websockets@0.2.0';
 import { host } from './error.js';
 import { DurableObjectStorage } from './storage.js';
 import { DurableObjectId } from './stub.js';
-import { clearEventTimers, parkTimers } from './timers.js';
+import { clearEventTimers, parkTimers, setEventRunning, setOnParked } from './timers.js';
 import {
   BIND,
   HAS_HANDLE,
+  LIVE_TAG,
+  ORPHANED,
+  SOCKET_ID,
+  liveSockets,
+  setAcceptHook,
   INTERNAL,
   RELEASE,
   WebSocket,
@@ -23,6 +28,46 @@ import {
 } from './websocket.js';
 
 let warnedNoTimerEvents = false;
+let keptAwake = false;
+
+// While an `accept()`ed socket is open its listeners live in this instance:
+// the host must not hibernate it.
+function keepAwake() {
+  const on = liveSockets.size > 0;
+  if (on !== keptAwake) wtimers.keepAwake(on);
+  keptAwake = on;
+}
+
+// Accepts the current request's upgrade into `target` (a new WebSocket if null).
+function acceptInto(target, tags) {
+  const res = host(wws.accept, tags);
+  let ws;
+  try {
+    ws = (target ?? new WebSocket(INTERNAL))[BIND](res, res.id());
+  } catch (e) {
+    disposeHandle(res);
+    throw e;
+  }
+  eventSockets.accepted = ws;
+  return ws;
+}
+
+/**
+ * The event ends (settled, or failed with the instance kept): its timers are
+ * parked and the host asked for their wake-up; from here a new timer is parked
+ * at once (timers.js). Also what keeps the object awake.
+ */
+export function endEvent() {
+  setEventRunning(false);
+  scheduleTimers();
+  keepAwake();
+}
+setOnParked(scheduleTimers);
+
+setAcceptHook((ws) => {
+  acceptInto(ws, [LIVE_TAG]);
+  liveSockets.add(ws);
+});
 
 // The event ends: its pending timers leave the engine's loop, and the host
 // wakes the object (`timer-events.fire`) when the earliest is due.
@@ -64,7 +109,7 @@ export class DurableObjectState {
       const ps = this.#pending.splice(0);
       await Promise.all(ps);
     }
-    scheduleTimers();
+    endEvent();
   }
   /**
    * Accepts the WebSocket upgrade of the current request and returns its
@@ -78,7 +123,7 @@ export class DurableObjectState {
     let target = null;
     let tags = wsOrTags;
     if (wsOrTags instanceof WebSocket) {
-      if (wsOrTags.id !== null || wsOrTags.readyState !== WebSocket.CONNECTING) {
+      if (wsOrTags[SOCKET_ID] !== null || wsOrTags.readyState !== WebSocket.CONNECTING) {
         throw new TypeError('this WebSocket was already accepted');
       }
       target = wsOrTags;
@@ -88,18 +133,13 @@ export class DurableObjectState {
     if (!Array.isArray(tags) || !tags.every((t) => typeof t === 'string')) {
       throw new TypeError('acceptWebSocket: tags must be an array of strings');
     }
-    const res = host(wws.accept, tags);
-    let ws;
-    try {
-      ws = (target ?? new WebSocket(INTERNAL))[BIND](res, res.id());
-    } catch (e) {
-      disposeHandle(res);
-      throw e;
-    }
-    eventSockets.accepted = ws;
-    return ws;
+    if (tags.includes(LIVE_TAG)) throw new TypeError(`acceptWebSocket: the tag ${LIVE_TAG} is dohost's`);
+    return acceptInto(target, tags);
   }
-  /** The open sockets of this object (those with `tag`, if given), oldest first. */
+  /**
+   * The open hibernatable sockets of this object (those with `tag`, if given),
+   * oldest first; not those accepted with `ws.accept()`, as on Cloudflare.
+   */
   getWebSockets(tag) {
     if (tag !== undefined && tag !== null && typeof tag !== 'string') throw new TypeError('getWebSockets: tag must be a string');
     const list = host(wws.getWebSockets, tag ?? undefined);
@@ -117,6 +157,7 @@ export class DurableObjectState {
       }
     }
     if (failure !== null) throw failure;
+    const hibernatable = out.filter((ws) => !liveSockets.has(ws) && !ws[ORPHANED]);
     if (tag === undefined || tag === null) {
       // Every open socket is listed: a known socket that is not has closed.
       const open = new Set(out);
@@ -124,7 +165,7 @@ export class DurableObjectState {
         if (!open.has(ws) && ws !== eventSockets.current && ws[HAS_HANDLE]) ws[RELEASE]();
       }
     }
-    return out;
+    return hibernatable;
   }
   /** The tags of a socket (`ws.tags`). */
   getTags(ws) {

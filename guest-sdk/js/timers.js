@@ -19,6 +19,22 @@ const MAX_DELAY = 2 ** 31 - 1;
 /** id → { callback, args, due (epoch ms), period (ms, or null), engineId (or null) } */
 const timers = new Map();
 let lastId = 0;
+// An event is running (from its export's start until it settles): a new timer
+// goes on the engine's loop. Outside one — a promise chain no event awaits that
+// goes on after its event settled — it is parked at once, and `onParked` asks
+// the host for the wake-up, so it never fires inside a later event.
+let eventRunning = false;
+let onParked = () => {};
+
+/** The runtime marks the start and the end of each event (state.js, runtime.js). */
+export function setEventRunning(running) {
+  eventRunning = running;
+}
+
+/** What to call when a timer is parked outside an event (state.js: update the wake-up). */
+export function setOnParked(hook) {
+  onParked = hook;
+}
 
 function delayOf(delay) {
   const ms = Number(delay);
@@ -52,7 +68,8 @@ function add(callback, delay, args, repeat) {
   // A callback that is not a function (a string, in browsers) does nothing.
   const timer = { callback: typeof callback === 'function' ? callback : () => {}, args, due: Date.now() + ms, period: repeat ? Math.max(ms, 1) : null, engineId: null };
   timers.set(id, timer);
-  arm(id, timer);
+  if (eventRunning) arm(id, timer);
+  else onParked();
   return id;
 }
 

@@ -28,9 +28,23 @@ export const BIND = Symbol('dohost.bind');
 export const RELEASE = Symbol('dohost.release');
 export const HAS_HANDLE = Symbol('dohost.hasHandle');
 export const MARK_CLOSED = Symbol('dohost.markClosed');
+export const SOCKET_ID = Symbol('dohost.socketId');
+export const LISTENING = Symbol('dohost.listening');
+export const DISPATCH = Symbol('dohost.dispatch');
+export const ORPHANED = Symbol('dohost.orphaned');
+
+/**
+ * The host tag that marks a socket accepted with `ws.accept()` (not
+ * hibernatable: its listeners live in the instance). Hidden from `tags` and
+ * from `ctx.getWebSockets()`, as Cloudflare lists only hibernatable sockets.
+ */
+export const LIVE_TAG = 'dohost:accept()';
 
 /** Socket id → WebSocket wrapper, for the life of this instance. */
 export const knownSockets = new Map();
+
+/** The open sockets accepted with `ws.accept()` (they keep the object awake). */
+export const liveSockets = new Set();
 
 /** The socket accepted by the current fetch, and the socket of the current webSocket* event. */
 export const eventSockets = { accepted: null, current: null };
@@ -59,6 +73,15 @@ export function socketFromHandle(res) {
   return known;
 }
 
+// `ws.accept()` → `ctx.acceptWebSocket` of the live instance (set by state.js,
+// which imports this module).
+let acceptHook = () => {
+  throw new TypeError('ws.accept() works in a Durable Object fetch handler only');
+};
+export function setAcceptHook(hook) {
+  acceptHook = hook;
+}
+
 function closeCode(code) {
   if (!Number.isInteger(code) || code < 0 || code > 65535) {
     throw new RangeError(`close code must be an integer in 0..65535, got ${code}`);
@@ -76,15 +99,26 @@ export class WebSocket {
   static OPEN = 1;
   static CLOSING = 2;
   static CLOSED = 3;
+  static READY_STATE_CONNECTING = 0;
+  static READY_STATE_OPEN = 1;
+  static READY_STATE_CLOSING = 2;
+  static READY_STATE_CLOSED = 3;
 
   #res = null;
   #id = null;
   #closing = false;
   #released = false;
+  // Accepted with `accept()`: events go to these listeners, not the class's handlers.
+  #listening = false;
+  #listeners = { message: [], close: [], error: [] };
+  #orphan = undefined;
   // What a closed socket still answers (read during its close event).
   #last = { tags: [], attachment: undefined, autoResponseTimestamp: undefined };
 
   constructor(token) {
+    if (typeof token === 'string' || token instanceof URL) {
+      throw new TypeError(`new WebSocket(${JSON.stringify(String(token))}): outbound WebSocket clients are not supported on dohost`);
+    }
     if (token !== INTERNAL) {
       throw new TypeError('WebSocket objects come from ctx.acceptWebSocket(), ctx.getWebSockets() or new WebSocketPair()');
     }
@@ -130,6 +164,7 @@ export class WebSocket {
       disposeHandle(res);
     }
     this.#released = true;
+    liveSockets.delete(this);
     if (forget && this.#id !== null && knownSockets.get(this.#id) === this) knownSockets.delete(this.#id);
   }
 
@@ -139,9 +174,78 @@ export class WebSocket {
     throw new DohostError(`socket ${this.#id} is closed`);
   }
 
-  /** Stable id of the socket within the object (null before it is accepted). */
+  /** The host's id of the socket within the object (null before it is accepted). */
+  get [SOCKET_ID]() {
+    return this.#id;
+  }
+  /**
+   * Stable id of the socket within the object (null before it is accepted).
+   * Assignable, as on Cloudflare where a WebSocket has no `id` of its own
+   * (partyserver sets one): the value set is then what `id` reads.
+   */
   get id() {
     return this.#id;
+  }
+  set id(value) {
+    Object.defineProperty(this, 'id', { value, writable: true, configurable: true, enumerable: true });
+  }
+  get [LISTENING]() {
+    return this.#listening;
+  }
+  /**
+   * Cloudflare's non-hibernatable accept, on the server side of a
+   * `WebSocketPair` in `fetch`: events go to `addEventListener('message' |
+   * 'close' | 'error')`, and the object stays awake while such a socket is
+   * open. If the object is evicted or reset anyway, the socket is closed (1001)
+   * at its next event. Prefer `ctx.acceptWebSocket(ws)` (hibernatable).
+   */
+  accept() {
+    if (this.#id !== null || this.#released) throw new TypeError('this WebSocket was already accepted');
+    acceptHook(this);
+    this.#listening = true;
+  }
+  /**
+   * An `accept()`ed socket of an earlier instance (evicted or reset): its
+   * listeners are gone, so it is closed with 1001 (once) and its events dropped.
+   */
+  get [ORPHANED]() {
+    if (this.#listening || this.#res === null) return false;
+    if (this.#orphan === undefined) {
+      this.#orphan = Array.from(this.#res.tags()).includes(LIVE_TAG);
+      if (this.#orphan && !this.#released) {
+        try {
+          this.#res.close(1001, 'the Durable Object was reset: reconnect');
+          this.#closing = true;
+        } catch (e) {
+          console.error(`dohost: cannot close a socket of an earlier instance: ${errorMessage(e)}`);
+        }
+      }
+    }
+    return this.#orphan;
+  }
+  addEventListener(type, listener) {
+    const list = this.#listeners[type];
+    if (list === undefined || typeof listener !== 'function' && typeof listener?.handleEvent !== 'function') return;
+    if (!list.includes(listener)) list.push(listener);
+  }
+  removeEventListener(type, listener) {
+    const list = this.#listeners[type];
+    const i = list === undefined ? -1 : list.indexOf(listener);
+    if (i >= 0) list.splice(i, 1);
+  }
+  /** Runs the listeners of an event of an `accept()`ed socket; the first exception is rethrown. */
+  async [DISPATCH](type, event) {
+    const handler = this[`on${type}`];
+    const listeners = [...this.#listeners[type], ...(typeof handler === 'function' ? [handler] : [])];
+    let failure = null;
+    for (const listener of listeners) {
+      try {
+        await (typeof listener === 'function' ? listener.call(this, event) : listener.handleEvent(event));
+      } catch (e) {
+        failure ??= e;
+      }
+    }
+    if (failure !== null) throw failure;
   }
   /** `WebSocket.OPEN` (1), `CLOSING` (2, after `close()`), `CLOSED` (3) or `CONNECTING` (0, an unaccepted pair side). */
   get readyState() {
@@ -151,7 +255,8 @@ export class WebSocket {
   }
   /** The tags given to `acceptWebSocket`. */
   get tags() {
-    return this.#res === null ? this.#last.tags.slice() : Array.from(this.#res.tags());
+    const tags = this.#res === null ? this.#last.tags : Array.from(this.#res.tags());
+    return tags.filter((t) => t !== LIVE_TAG);
   }
   /**
    * Queues a message: a string is a text frame, an ArrayBuffer or a typed array

@@ -35,6 +35,37 @@ pub fn dohost_bin() -> PathBuf {
     bin
 }
 
+/// Runs `dohost build --project dir` (a Cloudflare-style project).
+pub fn dohost_build(dir: &Path) -> std::process::Output {
+    std::process::Command::new(dohost_bin())
+        .args(["build", "--project"])
+        .arg(dir)
+        .output()
+        .expect("run dohost build")
+}
+
+/// A copy of the project at `from` (without its `.dohost` build output) in a
+/// new temporary dir: a build must work outside this checkout.
+pub fn copy_project(from: &Path) -> tempfile::TempDir {
+    fn copy_dir(from: &Path, to: &Path) {
+        std::fs::create_dir_all(to).unwrap();
+        for entry in std::fs::read_dir(from).unwrap() {
+            let entry = entry.unwrap();
+            let target = to.join(entry.file_name());
+            if entry.file_type().unwrap().is_dir() {
+                if entry.file_name() != ".dohost" {
+                    copy_dir(&entry.path(), &target);
+                }
+            } else {
+                std::fs::copy(entry.path(), target).unwrap();
+            }
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    copy_dir(from, dir.path());
+    dir
+}
+
 /// A guest component built by `make build` (crate name with `-` as `_`).
 pub fn guest(crate_name: &str) -> PathBuf {
     let path = root().join(format!(

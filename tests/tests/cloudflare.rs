@@ -4,38 +4,11 @@
 //! project would on Cloudflare. Projects are copied out of the repo first:
 //! the build must work outside this checkout.
 
-use dohost_tests::{dohost_bin, root, Launch, TestHost};
-use std::path::Path;
-use std::process::Output;
-
-/// Runs `dohost build --project dir`.
-fn build(dir: &Path) -> Output {
-    std::process::Command::new(dohost_bin())
-        .args(["build", "--project"])
-        .arg(dir)
-        .output()
-        .expect("run dohost build")
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            if entry.file_name() != ".dohost" {
-                copy_dir(&entry.path(), &target);
-            }
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
-}
+use dohost_tests::{copy_project, dohost_build as build, root, Launch, TestHost};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_typescript_wrangler_project_builds_and_serves_unchanged() {
-    let project = tempfile::tempdir().unwrap();
-    copy_dir(&root().join("examples/js/cf-hello"), project.path());
+    let project = copy_project(&root().join("examples/js/cf-hello"));
     let built = build(project.path());
     let stderr = String::from_utf8_lossy(&built.stderr);
     assert!(built.status.success(), "{stderr}");
@@ -63,8 +36,7 @@ async fn a_typescript_wrangler_project_builds_and_serves_unchanged() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_globals_a_worker_reaches_for_are_there_in_the_entry_and_in_classes() {
-    let project = tempfile::tempdir().unwrap();
-    copy_dir(&root().join("tests/fixtures/cf-globals"), project.path());
+    let project = copy_project(&root().join("tests/fixtures/cf-globals"));
     // Math.random() and crypto.getRandomValues() at the top level: no build trap.
     let built = build(project.path());
     assert!(
@@ -96,6 +68,42 @@ async fn the_globals_a_worker_reaches_for_are_there_in_the_entry_and_in_classes(
     }
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn a_nodejs_compat_project_gets_the_node_modules_packages_reach_for() {
+    let project = copy_project(&root().join("tests/fixtures/cf-node"));
+    let built = build(project.path());
+    let stderr = String::from_utf8_lossy(&built.stderr);
+    assert!(built.status.success(), "{stderr}");
+    // The flag is understood, not reported as ignored.
+    assert!(!stderr.contains("nodejs_compat"), "{stderr}");
+    let manifest = project.path().join(".dohost/dohost.toml");
+    let host = TestHost::launch_with(Launch {
+        manifest: Some(manifest),
+        ..Launch::default()
+    })
+    .await;
+    let expected = serde_json::json!({
+        "buffer": "aMOpbGxv hi",
+        "globalBuffer": true,
+        "events": "1 2 true",
+        "als": "req-1 undefined",
+        "hash": "ba7816bf8f01cfea",
+        "hmac": "de7c9b85b8b78aa6bc8a7a36f70a90701c9db4d9",
+        "random": true,
+        "timingSafeEqual": true,
+        "unsupportedCrypto": "node:crypto: createCipheriv is not supported on dohost: use crypto.subtle",
+        "diagnostics": "7 true",
+        "processEnv": "hello true function",
+        "util": "n=42 {\"a\":1} 42",
+        "immediate": "ran",
+    });
+    for path in ["/", "/class"] {
+        let reply = host.get(path).await;
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        assert_eq!(reply.json(), expected, "{path}");
+    }
+}
+
 fn project(files: &[(&str, &str)]) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     for (path, text) in files {
@@ -111,7 +119,7 @@ const CONFIG: &str = r#"{ "main": "src/index.ts",
 
 #[test]
 fn a_broken_project_fails_to_build_with_what_to_fix() {
-    let cases: [(&[(&str, &str)], &str); 5] = [
+    let cases: [(&[(&str, &str)], &str); 6] = [
         (
             &[],
             "no wrangler config (one of wrangler.jsonc, wrangler.json, wrangler.toml)",
@@ -138,7 +146,21 @@ fn a_broken_project_fails_to_build_with_what_to_fix() {
                     "import { Buffer } from 'node:buffer';\nexport class Room { b = Buffer; }\n",
                 ),
             ],
-            "node:buffer is not supported yet",
+            "node:buffer needs the nodejs_compat compatibility flag",
+        ),
+        (
+            &[
+                (
+                    "wrangler.json",
+                    r#"{ "main": "src/index.ts", "compatibility_flags": ["nodejs_compat"],
+                      "migrations": [{ "tag": "v1", "new_sqlite_classes": ["Room"] }] }"#,
+                ),
+                (
+                    "src/index.ts",
+                    "import { readFileSync } from 'node:fs';\nexport class Room { r = readFileSync; }\n",
+                ),
+            ],
+            "node:fs is not supported on dohost (its nodejs_compat has node:buffer, node:events",
         ),
         (
             &[(

@@ -66,13 +66,17 @@ async fn an_interval_ticks_until_cleared_then_the_object_hibernates() {
 async fn a_timeout_cleared_by_a_later_event_never_fires() {
     let host = probe_host().await;
     let mut ws = listen(&host, "c").await;
-    host.post("/obj/JsSdkProbe/c/timer?ms=100&label=a", "").await;
+    host.post("/obj/JsSdkProbe/c/timer?ms=100&label=a", "")
+        .await;
     assert_eq!(
-        host.post("/obj/JsSdkProbe/c/timer-clear?label=a", "").await.body,
+        host.post("/obj/JsSdkProbe/c/timer-clear?label=a", "")
+            .await
+            .body,
         "cleared"
     );
     // `b` is due after `a` would have been: `a` would be heard first.
-    host.post("/obj/JsSdkProbe/c/timer?ms=150&label=b", "").await;
+    host.post("/obj/JsSdkProbe/c/timer?ms=150&label=b", "")
+        .await;
     assert_eq!(ws.next_text().await, "timer b 1");
 }
 
@@ -103,4 +107,16 @@ async fn a_timer_left_pending_never_fires_inside_a_later_event() {
         kv(&host, "t", "stale").await == "own"
     })
     .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_timer_set_after_its_event_settled_still_fires_on_its_own() {
+    let host = probe_host().await;
+    let mut ws = listen(&host, "b").await;
+    assert_eq!(
+        host.post("/obj/JsSdkProbe/b/bg-chain", "").await.body,
+        "started"
+    );
+    // No later event comes: the timer is heard only if it fires by itself.
+    assert_eq!(ws.next_text().await, "bg start,text none,timer");
 }

@@ -40,6 +40,8 @@ pub fn build(dir: &Path) -> anyhow::Result<PathBuf> {
     std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
     let plan = serde_json::json!({
         "sdk": sdk, "project": dir, "main": project.main, "classes": classes, "out": out,
+        "rules": project.rules,
+        "nodejsCompat": project.nodejs_compat,
     });
     let plan_file = out.join("plan.json");
     std::fs::write(&plan_file, plan.to_string())?;

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 pub const CONFIG_FILES: [&str; 3] = ["wrangler.jsonc", "wrangler.json", "wrangler.toml"];
 
 /// Keys read; anything else is reported as ignored.
-const KNOWN: [&str; 8] = [
+const KNOWN: [&str; 9] = [
     "$schema",
     "name",
     "main",
@@ -20,7 +20,22 @@ const KNOWN: [&str; 8] = [
     "durable_objects",
     "migrations",
     "vars",
+    "rules",
 ];
+
+/// The module rule types a bundle can honour (`CompiledWasm` is refused by the
+/// bundler with its reason: StarlingMonkey has no `WebAssembly`).
+const RULE_TYPES: [&str; 5] = ["Text", "Data", "ESModule", "CommonJS", "CompiledWasm"];
+
+/// A wrangler module rule: imports matching `globs` load as `type`.
+#[derive(Debug, PartialEq, serde::Serialize)]
+pub struct Rule {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub globs: Vec<String>,
+    /// False: later rules of the same type (the defaults too) do not apply.
+    pub fallthrough: bool,
+}
 
 /// What dohost takes from a wrangler config.
 #[derive(Debug, Default, PartialEq)]
@@ -36,6 +51,11 @@ pub struct Project {
     pub vars: BTreeMap<String, String>,
     /// `assets.directory` (relative to the project) and `assets.binding`.
     pub assets: Option<(PathBuf, Option<String>)>,
+    /// `rules`, in order (applied before wrangler's default rules).
+    pub rules: Vec<Rule>,
+    /// `compatibility_flags` has `nodejs_compat` (or `nodejs_compat_v2`):
+    /// `node:` modules and Node's globals, as far as dohost provides them.
+    pub nodejs_compat: bool,
     /// Keys present but not dohost's (`observability`, `assets.html_handling`, …).
     pub ignored: Vec<String>,
 }
@@ -92,7 +112,12 @@ fn project(value: &Value) -> Result<Project, String> {
     }
     if let Some(flags) = top.get("compatibility_flags").and_then(Value::as_array) {
         for flag in flags.iter().filter_map(Value::as_str) {
-            project.ignored.push(format!("compatibility_flags: {flag}"));
+            match flag {
+                "nodejs_compat" | "nodejs_compat_v2" => project.nodejs_compat = true,
+                other => project
+                    .ignored
+                    .push(format!("compatibility_flags: {other}")),
+            }
         }
     }
     if let Some(objects) = top.get("durable_objects") {
@@ -100,6 +125,9 @@ fn project(value: &Value) -> Result<Project, String> {
     }
     if let Some(migrations) = top.get("migrations") {
         project.migrations = migrations_of(migrations)?;
+    }
+    if let Some(rules) = top.get("rules") {
+        project.rules = rules_of(rules)?;
     }
     if let Some(vars) = top.get("vars") {
         let vars = vars.as_object().ok_or("vars: must be a table of names")?;
@@ -158,6 +186,39 @@ fn bindings(value: &Value) -> Result<BTreeMap<String, String>, String> {
         let class = string(table, "class_name", &format!("{key}.class_name"))?
             .ok_or(format!("{key}.class_name: missing"))?;
         out.insert(name, class);
+    }
+    Ok(out)
+}
+
+fn rules_of(value: &Value) -> Result<Vec<Rule>, String> {
+    let list = value.as_array().ok_or("rules: must be a list")?;
+    let mut out = Vec::new();
+    for (i, rule) in list.iter().enumerate() {
+        let key = format!("rules[{i}]");
+        let table = rule.as_object().ok_or(format!("{key}: must be a table"))?;
+        let kind =
+            string(table, "type", &format!("{key}.type"))?.ok_or(format!("{key}.type: missing"))?;
+        if !RULE_TYPES.contains(&kind.as_str()) {
+            return Err(format!(
+                "{key}.type: unknown module type {kind:?} (one of {})",
+                RULE_TYPES.join(", ")
+            ));
+        }
+        let globs = table
+            .get("globs")
+            .and_then(Value::as_array)
+            .and_then(|g| g.iter().map(|g| g.as_str().map(str::to_string)).collect())
+            .ok_or(format!("{key}.globs: must be a list of globs"))?;
+        let fallthrough = match table.get("fallthrough") {
+            None => true,
+            Some(Value::Bool(b)) => *b,
+            Some(_) => return Err(format!("{key}.fallthrough: must be true or false")),
+        };
+        out.push(Rule {
+            kind,
+            globs,
+            fallthrough,
+        });
     }
     Ok(out)
 }
@@ -277,13 +338,14 @@ mod tests {
     #[test]
     fn a_project_maps_bindings_migrations_vars_and_names_what_it_ignores() {
         let value = serde_json::json!({
-            "name": "app", "main": "src/index.ts", "compatibility_flags": ["nodejs_compat"],
+            "name": "app", "main": "src/index.ts", "compatibility_flags": ["nodejs_compat", "no_global_navigator"],
             "durable_objects": {"bindings": [{"name": "COUNTER", "class_name": "Counter"}]},
             "migrations": [{"tag": "v1", "new_sqlite_classes": ["Counter"]}],
             "vars": {"A": "x", "N": 3}, "observability": {"enabled": true},
             "assets": {"directory": "public", "binding": "ASSETS", "not_found_handling": "404-page"},
         });
         let p = project(&value).unwrap();
+        assert!(p.rules.is_empty());
         assert_eq!(p.bindings["COUNTER"], "Counter");
         assert_eq!(p.classes(), ["Counter"]);
         assert_eq!((p.vars["A"].as_str(), p.vars["N"].as_str()), ("x", "3"));
@@ -296,8 +358,27 @@ mod tests {
             [
                 "assets.not_found_handling",
                 "observability",
-                "compatibility_flags: nodejs_compat"
+                "compatibility_flags: no_global_navigator"
             ]
+        );
+        assert!(p.nodejs_compat);
+    }
+
+    #[test]
+    fn module_rules_keep_their_order_and_fallthrough() {
+        let value = serde_json::json!({"main": "a.js", "rules": [
+            {"type": "Data", "globs": ["**/*.html"], "fallthrough": false},
+            {"type": "Text", "globs": ["**/*.md"]},
+        ]});
+        let p = project(&value).unwrap();
+        let rules: Vec<_> = p
+            .rules
+            .iter()
+            .map(|r| (r.kind.as_str(), r.globs[0].as_str(), r.fallthrough))
+            .collect();
+        assert_eq!(
+            rules,
+            [("Data", "**/*.html", false), ("Text", "**/*.md", true)]
         );
     }
 
@@ -312,6 +393,10 @@ mod tests {
             (
                 serde_json::json!({"main": "a.js", "migrations": [{"tag": "v2", "renamed_classes": []}]}),
                 "migrations[0].renamed_classes: not supported yet",
+            ),
+            (
+                serde_json::json!({"main": "a.js", "rules": [{"type": "Json", "globs": ["**/*.json"]}]}),
+                "rules[0].type: unknown module type \"Json\"",
             ),
             (
                 serde_json::json!({"main": "a.js", "durable_objects": {"bindings": [{"name": "A", "class_name": "A", "script_name": "other"}]}}),

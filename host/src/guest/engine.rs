@@ -409,9 +409,7 @@ fn check_world_version(engine: &wasmtime::Engine, component: &Component) -> Resu
 }
 
 /// Where `dohost:object/timer-events.fire` is, whatever the version suffix.
-fn timer_events_export(
-    component: &Component,
-) -> Option<wasmtime::component::ComponentExportIndex> {
+fn timer_events_export(component: &Component) -> Option<wasmtime::component::ComponentExportIndex> {
     let ty = component.component_type();
     let engine = component.engine();
     let name = ty.exports(engine).map(|(name, _)| name).find(|name| {

@@ -311,6 +311,11 @@ impl ObjectInstance {
         self.store.data().timers.wake_at()
     }
 
+    /// The class asked not to hibernate when idle (`timers.keep-awake`).
+    pub fn keeps_awake(&self) -> bool {
+        self.store.data().timers.keeps_awake()
+    }
+
     /// Runs the due timers (`timer-events.fire`); nothing for a class
     /// without timers.
     pub async fn fire_timers(&mut self) -> Result<Result<(), String>, GuestFailure> {
@@ -321,6 +326,7 @@ impl ObjectInstance {
             .instance
             .get_typed_func::<(), (Result<(), String>,)>(&mut self.store, index)
             .map_err(|e| GuestFailure::trap(format!("timer-events.fire: {e}")))?;
+        self.store.data_mut().timers.firing();
         let (_clock, deadline) = self.start_call();
         let result = bounded(&deadline, func.call_async(&mut self.store, ())).await;
         self.finish(result).map(|(fired,)| fired)

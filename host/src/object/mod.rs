@@ -50,6 +50,16 @@ pub struct ObjectActor {
     idle_since: std::time::Duration,
 }
 
+/// What an idle actor waited for.
+enum Waited {
+    /// An event (or a due timer's); `None` once every sender is gone.
+    Event(Option<Envelope>),
+    /// It hibernated but something arrived meanwhile: wait again.
+    Again,
+    /// It hibernated and left the registry.
+    Left,
+}
+
 /// The event that runs an instance's due timers: nobody waits for its reply.
 fn timer_envelope() -> Envelope {
     let (reply, _) = tokio::sync::oneshot::channel();
@@ -88,35 +98,10 @@ impl ObjectActor {
     async fn run(mut self) {
         let hibernate_after = self.env.limits.hibernate_after;
         loop {
-            // Pending timers keep the object awake (not from eviction).
-            let timer = self.timer_due();
-            let first = match self.residency.permit() {
-                None => self.mailbox.recv().await,
-                Some(permit) => {
-                    let slot = permit.slot().clone();
-                    tokio::select! {
-                        biased;
-                        event = self.mailbox.recv() => event,
-                        () = slot.evict.notified() => {
-                            if timer.is_some() {
-                                tracing::info!("object {}: evicted for another object's slot; its pending timers are dropped", self.key);
-                            }
-                            if self.hibernate_and_leave("lru") {
-                                return;
-                            }
-                            continue;
-                        }
-                        () = self.env.clock.sleep_until(timer.unwrap_or_default()), if timer.is_some() => {
-                            Some(timer_envelope())
-                        }
-                        () = self.env.clock.sleep_until(self.idle_since + hibernate_after), if timer.is_none() => {
-                            if self.hibernate_and_leave("idle") {
-                                return;
-                            }
-                            continue;
-                        }
-                    }
-                }
+            let first = match self.next_event(hibernate_after).await {
+                Waited::Event(first) => first,
+                Waited::Again => continue,
+                Waited::Left => return,
             };
             let Some(first) = first else {
                 // Every sender is gone: the registry dropped us (shutdown).
@@ -137,15 +122,56 @@ impl ObjectActor {
             self.env.metrics.mailbox_depth.dec_by(queued as i64);
             self.run_batch(batch).await;
             // `hibernate_after = "0s"`: evict after every batch (nothing may
-            // live in the instance between events) unless timers are pending.
+            // live in the instance between events) unless timers are pending
+            // or the class keeps awake.
             // An object that could not get an active slot leaves as soon as
             // nothing waits for it.
             let leave = (hibernate_after.is_zero() || self.residency.permit().is_none())
                 && self.mailbox.is_empty()
-                && self.timer_due().is_none();
+                && self.timer_due().is_none()
+                && !self.keeps_awake();
             if leave && self.hibernate_and_leave("idle") {
                 return;
             }
+        }
+    }
+
+    /// Waits for what comes next: an event, a due timer, or the time to
+    /// hibernate (idle, or evicted for another object's slot).
+    async fn next_event(&mut self, hibernate_after: std::time::Duration) -> Waited {
+        // Pending timers and keep-awake keep the object from going idle (not
+        // from eviction).
+        let timer = self.timer_due();
+        let awake = timer.is_some() || self.keeps_awake();
+        let Some(permit) = self.residency.permit() else {
+            return Waited::Event(self.mailbox.recv().await);
+        };
+        // Due already: a new sleep could wait for the next tick of the timer
+        // wheel while events keep arriving.
+        if timer.is_some_and(|due| due <= self.env.clock.now()) {
+            return Waited::Event(Some(timer_envelope()));
+        }
+        let slot = permit.slot().clone();
+        // A due timer goes first: a stream of other events must not starve it
+        // (timer events are at least 1 ms apart).
+        let reason = tokio::select! {
+            biased;
+            () = self.env.clock.sleep_until(timer.unwrap_or_default()), if timer.is_some() => {
+                return Waited::Event(Some(timer_envelope()));
+            }
+            event = self.mailbox.recv() => return Waited::Event(event),
+            () = slot.evict.notified() => {
+                if awake {
+                    tracing::info!("object {}: evicted for another object's slot; its pending timers and in-memory state are dropped", self.key);
+                }
+                "lru"
+            }
+            () = self.env.clock.sleep_until(self.idle_since + hibernate_after), if !awake => "idle",
+        };
+        if self.hibernate_and_leave(reason) {
+            Waited::Left
+        } else {
+            Waited::Again
         }
     }
 
@@ -163,6 +189,13 @@ impl ObjectActor {
         }
         let object = self.key.clone();
         pipeline::run_batch(self, &object, batch).await;
+    }
+
+    /// The live instance asked not to hibernate when idle.
+    fn keeps_awake(&mut self) -> bool {
+        self.residency
+            .instance()
+            .is_some_and(|instance| instance.keeps_awake())
     }
 
     /// When the live instance wants its pending timers run, if it has any.

@@ -10,7 +10,7 @@
 
 import { build } from 'esbuild';
 import { spawnSync } from 'node:child_process';
-import { readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { appendFile, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join, relative, resolve } from 'node:path';
 
 const plan = JSON.parse(await readFile(process.argv[2], 'utf8'));
@@ -130,7 +130,23 @@ async function bundle(name, source, { entry = false } = {}) {
   await writeFile(shim, source);
   const outfile = join(out, `${name}.js`);
   await build({ ...options(entry), entryPoints: [shim], sourcemap: 'external', sourcesContent: false, outfile });
+  await embedSourceMap(outfile, `${name}.js`);
   return outfile;
+}
+
+// Appends the bundle's source map to it (globals.js maps stack frames with it:
+// guest-sdk/js/sourcemap.js). At the end, so no line of the bundle moves.
+// Sources read as the project's paths, the SDK's as `dohost-sdk/…`.
+async function embedSourceMap(outfile, file) {
+  const map = JSON.parse(await readFile(`${outfile}.map`, 'utf8'));
+  const sources = map.sources.map((s) => {
+    const path = resolve(out, s);
+    const inProject = relative(project, path);
+    const inSdk = relative(sdk, path);
+    return !inProject.startsWith('..') || inSdk.startsWith('..') ? inProject : `dohost-sdk/${inSdk}`;
+  });
+  const embedded = { file, sources, mappings: map.mappings };
+  await appendFile(outfile, `\nglobalThis[Symbol.for('dohost.sourcemap')] = ${JSON.stringify(embedded)};\n`);
 }
 
 function componentize(name, bundled, wit, world) {

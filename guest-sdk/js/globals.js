@@ -4,11 +4,17 @@
 //
 // - `navigator.userAgent` ("dohost"), `navigator.hardwareConcurrency` (1, as on Cloudflare).
 // - `TextEncoderStream` / `TextDecoderStream` over TransformStream.
-// - `err.stack` starts with `Name: message` (SpiderMonkey gives frames only).
+// - `err.stack` starts with `Name: message` (SpiderMonkey gives frames only),
+//   and its frames point at the project's sources when `dohost build` embedded
+//   the bundle's source map (sourcemap.js).
+// - `Intl` (en-US and UTC only, intl.js) when the engine has none.
 // - `Math.random()` and `crypto.getRandomValues()` at a module's top level run
 //   while the component is built (the wizer snapshot), where the engine's
 //   randomness traps: they get a fixed-seed generator until the first event
 //   (`runStarted`), so such values are the same on every start.
+
+import { Intl as BasicIntl } from './intl.js';
+import { mapStack } from './sourcemap.js';
 
 let started = false;
 /** Called by the SDK's exports: from here on randomness is the engine's. */
@@ -63,7 +69,7 @@ function installStackHeader() {
       const frames = own.get.call(this);
       if (typeof frames !== 'string' || !(this instanceof Error)) return frames;
       const head = String(this);
-      return frames.startsWith(head) ? frames : `${head}\n${frames}`;
+      return mapStack(frames.startsWith(head) ? frames : `${head}\n${frames}`);
     },
     set(value) {
       Object.defineProperty(this, 'stack', { value, writable: true, configurable: true, enumerable: false });
@@ -95,7 +101,13 @@ function installBuildTimeRandomness() {
   }
 }
 
+function installIntl() {
+  if (globalThis.Intl !== undefined) return;
+  Object.defineProperty(globalThis, 'Intl', { value: BasicIntl, configurable: true, enumerable: false, writable: true });
+}
+
 installNavigator();
+installIntl();
 installTextStreams();
 installStackHeader();
 installBuildTimeRandomness();

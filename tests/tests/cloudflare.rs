@@ -52,7 +52,9 @@ async fn the_globals_a_worker_reaches_for_are_there_in_the_entry_and_in_classes(
     .await;
     let expected = serde_json::json!({
         "userAgent": "dohost",
-        "stack": "RangeError: boom",
+        "stack": "RangeError: boom src/index.js:30:13",
+        "intl": "$1,234.50 | 1,234,567.891 | December 3, 2026 | 3:04 PM | UTC | one",
+        "intlZone": "RangeError: Intl.DateTimeFormat: time zone Europe/Paris is not supported on dohost (its Intl knows UTC only)",
         "topLevel": true,
         "random": true,
         "digest": "45,113",

@@ -47,6 +47,55 @@ async fn the_hello_world_do_template_type_checks_builds_and_greets() {
     }
 }
 
+/// Runs `dohost types --project dir`.
+fn dohost_types(dir: &Path) -> std::process::Output {
+    std::process::Command::new(dohost_tests::dohost_bin())
+        .args(["types", "--project"])
+        .arg(dir)
+        .output()
+        .expect("run dohost types")
+}
+
+#[test]
+fn dohost_types_lets_tsc_check_a_project_against_what_dohost_provides() {
+    let project = copy_project(&root().join("examples/js/cf-hello"));
+    let written = dohost_types(project.path());
+    assert!(
+        written.status.success(),
+        "{}",
+        String::from_utf8_lossy(&written.stderr)
+    );
+    let checked = type_check(project.path());
+    assert!(
+        checked.status.success(),
+        "{}",
+        String::from_utf8_lossy(&checked.stdout)
+    );
+    // An API dohost lacks is a type error, not a surprise at run time.
+    let index = project.path().join("src/index.ts");
+    let source = std::fs::read_to_string(&index).unwrap();
+    let uses_pitr = source.replace(
+        "return `${this.env.GREETING}",
+        "this.ctx.storage.getCurrentBookmark();\n    return `${this.env.GREETING}",
+    );
+    assert_ne!(source, uses_pitr);
+    std::fs::write(&index, uses_pitr).unwrap();
+    let refused = type_check(project.path());
+    let out = String::from_utf8_lossy(&refused.stdout);
+    assert!(
+        !refused.status.success() && out.contains("getCurrentBookmark"),
+        "{out}"
+    );
+    // wrangler's own generated file is not overwritten.
+    let template = copy_project(&root().join("examples/js/hello-world-do"));
+    let kept = dohost_types(template.path());
+    let stderr = String::from_utf8_lossy(&kept.stderr);
+    assert!(
+        !kept.status.success() && stderr.contains("was not written by `dohost types`"),
+        "{stderr}"
+    );
+}
+
 /// Joins the chat room as `name`; returns the socket after `{"ready":true}`
 /// and what it heard before (who is there, the backlog).
 async fn join(host: &TestHost, room: &str, name: &str) -> (WsClient, Vec<Value>) {

@@ -3,6 +3,7 @@
 mod admin_token;
 mod build;
 pub mod client;
+mod types;
 
 use crate::config::{Config, Overrides};
 use crate::runtime::Runtime;
@@ -80,6 +81,14 @@ pub enum Command {
     /// JavaScript sources and npm packages) into components and a manifest
     /// in `<project>/.dohost/`, to serve with `dohost serve --config`.
     Build {
+        /// The project's folder (with wrangler.jsonc, wrangler.json or wrangler.toml).
+        #[arg(long, default_value = ".")]
+        project: PathBuf,
+    },
+    /// Write a Cloudflare-style project's `worker-configuration.d.ts` (its
+    /// `Env` and dohost's runtime types), as `wrangler types` does, for
+    /// `tsc --noEmit`.
+    Types {
         /// The project's folder (with wrangler.jsonc, wrangler.json or wrangler.toml).
         #[arg(long, default_value = ".")]
         project: PathBuf,
@@ -171,6 +180,11 @@ pub fn main() -> anyhow::Result<()> {
                 project.display(),
                 manifest.display()
             );
+            Ok(())
+        }
+        Command::Types { project } => {
+            let path = types::write(&project)?;
+            println!("wrote {}", path.display());
             Ok(())
         }
         Command::Alarms { url } => {

@@ -6,7 +6,9 @@
 //   { "sdk": "<repo root>", "project": "<dir>", "main": "src/index.ts",
 //     "classes": ["MyDurableObject"], "out": "<dir>/.dohost" }
 // Prints one line per step and each component's size and build time. Each
-// shim loads the SDK's globals.js first, before the project's modules run.
+// shim loads the SDK's globals.js first; the project's modules are imported
+// lazily (lazy.js), so their top level runs when an instance starts, not in
+// the build's snapshot.
 
 import { build } from 'esbuild';
 import { spawnSync } from 'node:child_process';
@@ -184,8 +186,8 @@ async function buildAll(exported) {
     console.log(`== class ${name}`);
     const outfile = await bundle(
       name,
-      `${globals}import { ${name} as Class } from ${JSON.stringify(main)};\n` +
-        `import { exportDynamic, exportObject } from ${js('index.js')};\nexport { timerEvents } from ${js('index.js')};\n` +
+      `${globals}import { exportDynamic, exportObject, lazy } from ${js('index.js')};\nexport { timerEvents } from ${js('index.js')};\n` +
+        `const Class = lazy(() => import(${JSON.stringify(main)}).then((m) => m.${name}));\n` +
         'export const handler = exportObject(Class);\nexport const dynamic = exportDynamic(Class);\n',
     );
     await componentize(name, outfile, join(sdk, 'wit'), 'js-object');
@@ -196,8 +198,9 @@ async function buildAll(exported) {
     console.log('== entry (the default export)');
     const outfile = await bundle(
       'entry',
-      `${globals}import worker from ${JSON.stringify(main)};\nimport { serveWorker } from ${js('entry.js')};\n` +
-        'const served = serveWorker(worker);\nexport const incomingHandler = served.incomingHandler;\nexport const reuse = served.reuse;\n',
+      `${globals}import { serveWorker } from ${js('entry.js')};\nimport { lazy } from ${js('lazy.js')};\n` +
+        `const served = serveWorker(lazy(() => import(${JSON.stringify(main)}).then((m) => m.default)));\n` +
+        'export const incomingHandler = served.incomingHandler;\nexport const reuse = served.reuse;\n',
       { entry: true },
     );
     await componentize('entry', outfile, join(sdk, 'wit', 'entry'), 'entry');

@@ -33,6 +33,7 @@ import { buildEnv } from './env.js';
 import { errorMessage } from './error.js';
 import { runStarted } from './globals.js';
 import { Response, requestFromWit } from './http.js';
+import { isLazy, resolveLazy } from './lazy.js';
 import { clearEventTimers, setEventRunning, setOnParked } from './timers.js';
 
 // A timer set outside a request (by a chain no request awaits) has no event to
@@ -150,10 +151,15 @@ async function answer(worker, request, env, ctx) {
  * The exports of an entry serving `worker.fetch`: `incomingHandler`
  * (wasi:http) and `reuse` (dohost:entry).
  */
-export function serveWorker(worker) {
-  if (worker === null || typeof worker !== 'object' || typeof worker.fetch !== 'function') {
-    throw new TypeError('serveWorker: the Worker module must `export default { async fetch(request, env, ctx) { … } }`');
-  }
+export function serveWorker(workerOrLazy) {
+  const check = (worker) => {
+    if (worker === null || typeof worker !== 'object' || typeof worker.fetch !== 'function') {
+      throw new TypeError('serveWorker: the Worker module must `export default { async fetch(request, env, ctx) { … } }`');
+    }
+    return worker;
+  };
+  // `lazy(() => import(…))` (lazy.js): the module runs at the first request.
+  let worker = isLazy(workerOrLazy) ? null : check(workerOrLazy);
   // Built at the first request: a host call is not possible at the top level.
   let env = null;
   const incomingHandler = {
@@ -166,6 +172,7 @@ export function serveWorker(worker) {
         passThroughOnException() {},
       };
       try {
+        worker ??= check(await resolveLazy(workerOrLazy));
         env ??= buildEnv({}, stubResponse);
         const request = requestFromIncoming(incoming);
         dispose(incoming);

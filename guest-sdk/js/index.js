@@ -70,4 +70,5 @@ export { DurableObjectId, DurableObjectNamespace, getNamespace } from './stub.js
 export { DurableObjectState } from './state.js';
 export { Headers, Request, Response } from './http.js';
 export { DurableObject, exportDynamic, exportObject, exportRpc, timerEvents } from './runtime.js';
+export { lazy } from './lazy.js';
 import './object-globals.js';

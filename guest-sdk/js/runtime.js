@@ -4,6 +4,7 @@
 // then its timers) before it ends.
 
 import { encoder } from './bytes.js';
+import { isLazy, resolveLazy } from './lazy.js';
 import { runStarted } from './globals.js';
 import { buildEnv } from './env.js';
 import { errorMessage } from './error.js';
@@ -76,6 +77,8 @@ function socketEvent(handle, call, event, closing = false) {
  * `export const handler = exportObject(MyClass, extra?)`. Each instance gets
  * `new MyClass(ctx, env)`: `env` holds the manifest's vars and secrets (read
  * from the host when the instance is built), plus the entries of `extra`.
+ * `MyClass` may be `lazy(() => import(…))` (lazy.js: the module then runs
+ * when an instance starts).
  */
 export function exportObject(Class, extra = {}) {
   return {
@@ -86,7 +89,8 @@ export function exportObject(Class, extra = {}) {
         instance = null;
         const ctx = new DurableObjectState();
         instanceCtx = ctx;
-        instance = new Class(ctx, buildEnv(extra));
+        const Resolved = await resolveLazy(Class);
+        instance = new Resolved(ctx, buildEnv(extra));
         await ctx._settle();
       });
     },
@@ -201,11 +205,16 @@ function publicMethods(Class) {
  * reaches the caller with its name and message, and the event is rolled back
  * (as when `fetch` throws). Build against world `dynamic-object`.
  */
-export function exportDynamic(Class) {
-  const methods = publicMethods(Class);
+export function exportDynamic(ClassOrLazy) {
+  let Class = isLazy(ClassOrLazy) ? null : ClassOrLazy;
+  let methods = Class === null ? null : publicMethods(Class);
   const known = () => (methods.size ? [...methods].sort().join(', ') : 'none');
   return {
     async call(method, argsJson) {
+      if (Class === null) {
+        Class = await resolveLazy(ClassOrLazy);
+        methods = publicMethods(Class);
+      }
       if (!methods.has(method)) {
         return { tag: 'err', val: { tag: 'not-found', val: `${Class.name} has no public method ${JSON.stringify(method)}; its methods: ${known()}` } };
       }

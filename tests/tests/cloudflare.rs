@@ -52,7 +52,7 @@ async fn the_globals_a_worker_reaches_for_are_there_in_the_entry_and_in_classes(
     .await;
     let expected = serde_json::json!({
         "userAgent": "dohost",
-        "stack": "RangeError: boom src/index.js:30:13",
+        "stack": "RangeError: boom src/index.js:31:13",
         "intl": "$1,234.50 | 1,234,567.891 | December 3, 2026 | 3:04 PM | UTC | one",
         "intlZone": "RangeError: Intl.DateTimeFormat: time zone Europe/Paris is not supported on dohost (its Intl knows UTC only)",
         "topLevel": true,
@@ -68,6 +68,12 @@ async fn the_globals_a_worker_reaches_for_are_there_in_the_entry_and_in_classes(
         assert_eq!(reply.status, 200, "{}", reply.body);
         assert_eq!(reply.json(), expected, "{path}");
     }
+    // The module's top level runs in each new instance, not once at build time.
+    let first = host.get("/top").await.body;
+    assert_eq!(first, host.get("/top").await.body, "the same instance");
+    host.get("/reset").await;
+    let second = host.get("/top").await.body;
+    assert_ne!(first, second, "a new instance ran the top level again");
 }
 
 #[tokio::test(flavor = "multi_thread")]

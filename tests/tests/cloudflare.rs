@@ -193,3 +193,21 @@ fn a_broken_project_fails_to_build_with_what_to_fix() {
         );
     }
 }
+
+#[test]
+fn serving_a_wrangler_project_unbuilt_says_how_to_build_it() {
+    let project = copy_project(&root().join("examples/js/cf-hello"));
+    for config in ["wrangler.jsonc", "dohost.toml"] {
+        let out = std::process::Command::new(dohost_tests::dohost_bin())
+            .args(["serve", "--config"])
+            .arg(project.path().join(config))
+            .output()
+            .expect("run dohost serve");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{stderr}");
+        assert!(
+            stderr.contains("is a Cloudflare project's config, not a dohost manifest: build the project with `dohost build --project"),
+            "{config}: {stderr}"
+        );
+    }
+}

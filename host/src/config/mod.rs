@@ -31,13 +31,19 @@ use std::time::Duration;
 /// A manifest that cannot be used, with the key at fault.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("cannot read manifest {path}: {source}")]
+    #[error("cannot read manifest {path}")]
     Read {
         path: PathBuf,
         source: std::io::Error,
     },
     #[error("invalid manifest {path}: {message}")]
     Parse { path: PathBuf, message: String },
+    #[error("{wrangler} is a Cloudflare project's config, not a dohost manifest: build the project with `dohost build --project {project}`, then serve it with `dohost serve --config {manifest}`")]
+    Wrangler {
+        wrangler: PathBuf,
+        project: PathBuf,
+        manifest: PathBuf,
+    },
     #[error("invalid manifest {path}: {key}: {message}")]
     Invalid {
         path: PathBuf,
@@ -361,10 +367,39 @@ fn key_at(text: &str, span: &std::ops::Range<usize>) -> Option<String> {
     in_table(DeTable::parse(text).ok()?.get_ref(), span, "")
 }
 
+/// A wrangler config given as the manifest, or found where the manifest is
+/// missing: the error says how to build and serve that project.
+fn wrangler_instead(path: &Path) -> Result<(), ConfigError> {
+    let is_wrangler = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| wrangler::CONFIG_FILES.contains(&n));
+    let project = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let found = if is_wrangler {
+        Some(path.to_path_buf())
+    } else if !path.exists() {
+        wrangler::find(&project)
+    } else {
+        None
+    };
+    match found {
+        Some(wrangler) => Err(ConfigError::Wrangler {
+            wrangler,
+            manifest: project.join(".dohost/dohost.toml"),
+            project,
+        }),
+        None => Ok(()),
+    }
+}
+
 impl Config {
     /// Reads and validates the manifest at `path`. Relative component paths and
     /// data dir are resolved against the manifest's directory.
     pub fn load(path: &Path, overrides: &Overrides) -> Result<Config, ConfigError> {
+        wrangler_instead(path)?;
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.to_path_buf(),
             source,

@@ -44,6 +44,20 @@ pub fn dohost_build(dir: &Path) -> std::process::Output {
         .expect("run dohost build")
 }
 
+/// Builds the project in `dir` (which must succeed; returns the build's
+/// stderr) and serves what it built, `<dir>/.dohost/dohost.toml`.
+pub async fn build_and_serve(dir: &Path) -> (String, TestHost) {
+    let built = dohost_build(dir);
+    let stderr = String::from_utf8_lossy(&built.stderr).into_owned();
+    assert!(built.status.success(), "{stderr}");
+    let host = TestHost::launch_with(Launch {
+        manifest: Some(dir.join(".dohost/dohost.toml")),
+        ..Launch::default()
+    })
+    .await;
+    (stderr, host)
+}
+
 /// A copy of the project at `from` (without its `.dohost` build output) in a
 /// new temporary dir: a build must work outside this checkout.
 pub fn copy_project(from: &Path) -> tempfile::TempDir {

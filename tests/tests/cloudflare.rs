@@ -4,22 +4,14 @@
 //! project would on Cloudflare. Projects are copied out of the repo first:
 //! the build must work outside this checkout.
 
-use dohost_tests::{copy_project, dohost_build as build, root, Launch, TestHost};
+use dohost_tests::{build_and_serve, copy_project, dohost_build as build, root};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_typescript_wrangler_project_builds_and_serves_unchanged() {
     let project = copy_project(&root().join("examples/js/cf-hello"));
-    let built = build(project.path());
-    let stderr = String::from_utf8_lossy(&built.stderr);
-    assert!(built.status.success(), "{stderr}");
+    let (stderr, host) = build_and_serve(project.path()).await;
     // Keys dohost does not use are named, not silently dropped.
     assert!(stderr.contains("ignoring observability"), "{stderr}");
-    let manifest = project.path().join(".dohost/dohost.toml");
-    let host = TestHost::launch_with(Launch {
-        manifest: Some(manifest),
-        ..Launch::default()
-    })
-    .await;
     // The Worker calls the class's RPC method through its binding; SQL and
     // vars (a number in wrangler's config) work as on Cloudflare.
     assert_eq!(host.get("/?name=ann").await.body, "Hello, ann! (visit 1)");
@@ -38,18 +30,7 @@ async fn a_typescript_wrangler_project_builds_and_serves_unchanged() {
 async fn the_globals_a_worker_reaches_for_are_there_in_the_entry_and_in_classes() {
     let project = copy_project(&root().join("tests/fixtures/cf-globals"));
     // Math.random() and crypto.getRandomValues() at the top level: no build trap.
-    let built = build(project.path());
-    assert!(
-        built.status.success(),
-        "{}",
-        String::from_utf8_lossy(&built.stderr)
-    );
-    let manifest = project.path().join(".dohost/dohost.toml");
-    let host = TestHost::launch_with(Launch {
-        manifest: Some(manifest),
-        ..Launch::default()
-    })
-    .await;
+    let (_, host) = build_and_serve(project.path()).await;
     let expected = serde_json::json!({
         "userAgent": "dohost",
         "stack": "RangeError: boom src/index.js:31:13",
@@ -79,17 +60,9 @@ async fn the_globals_a_worker_reaches_for_are_there_in_the_entry_and_in_classes(
 #[tokio::test(flavor = "multi_thread")]
 async fn a_nodejs_compat_project_gets_the_node_modules_packages_reach_for() {
     let project = copy_project(&root().join("tests/fixtures/cf-node"));
-    let built = build(project.path());
-    let stderr = String::from_utf8_lossy(&built.stderr);
-    assert!(built.status.success(), "{stderr}");
+    let (stderr, host) = build_and_serve(project.path()).await;
     // The flag is understood, not reported as ignored.
     assert!(!stderr.contains("nodejs_compat"), "{stderr}");
-    let manifest = project.path().join(".dohost/dohost.toml");
-    let host = TestHost::launch_with(Launch {
-        manifest: Some(manifest),
-        ..Launch::default()
-    })
-    .await;
     let expected = serde_json::json!({
         "buffer": "aMOpbGxv hi",
         "globalBuffer": true,

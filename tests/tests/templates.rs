@@ -2,22 +2,14 @@
 //! licence and source in each SOURCE.md): `dohost build` builds them as they
 //! are and they behave over HTTP and WebSockets as on Cloudflare.
 
-use dohost_tests::{copy_project, dohost_build, root, Launch, TestHost, WsClient};
+use dohost_tests::{build_and_serve, copy_project, root, TestHost, WsClient};
 use serde_json::{json, Value};
 use std::path::Path;
 
 /// Builds a copy of `examples/js/<name>` and serves it.
 async fn serve(name: &str) -> (tempfile::TempDir, TestHost) {
     let project = copy_project(&root().join("examples/js").join(name));
-    let built = dohost_build(project.path());
-    let stderr = String::from_utf8_lossy(&built.stderr);
-    assert!(built.status.success(), "{stderr}");
-    let manifest = project.path().join(".dohost/dohost.toml");
-    let host = TestHost::launch_with(Launch {
-        manifest: Some(manifest),
-        ..Launch::default()
-    })
-    .await;
+    let (_, host) = build_and_serve(project.path()).await;
     (project, host)
 }
 

@@ -14,13 +14,7 @@ pub const OUT_DIR: &str = ".dohost";
 
 /// Builds the project in `dir`; returns the manifest written.
 pub fn build(dir: &Path) -> anyhow::Result<PathBuf> {
-    let config = wrangler::find(dir).with_context(|| {
-        format!(
-            "{}: no wrangler config (one of {})",
-            dir.display(),
-            wrangler::CONFIG_FILES.join(", ")
-        )
-    })?;
+    let config = wrangler::find_in(dir)?;
     let project = wrangler::read(&config)?;
     for key in &project.ignored {
         eprintln!(

@@ -19,13 +19,7 @@ const RUNTIME: &str = include_str!("../../../guest-sdk/js/types/runtime.d.ts");
 
 /// Writes `<dir>/worker-configuration.d.ts`; returns its path.
 pub fn write(dir: &Path) -> anyhow::Result<PathBuf> {
-    let config = wrangler::find(dir).with_context(|| {
-        format!(
-            "{}: no wrangler config (one of {})",
-            dir.display(),
-            wrangler::CONFIG_FILES.join(", ")
-        )
-    })?;
+    let config = wrangler::find_in(dir)?;
     let project = wrangler::read(&config)?;
     let path = dir.join(TYPES_FILE);
     if let Ok(existing) = std::fs::read_to_string(&path) {

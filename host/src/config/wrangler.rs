@@ -78,6 +78,17 @@ pub fn find(dir: &Path) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
+/// The config in the project folder `dir`, or an error naming the files looked for.
+pub fn find_in(dir: &Path) -> anyhow::Result<PathBuf> {
+    find(dir).ok_or_else(|| {
+        anyhow::anyhow!(
+            "{}: no wrangler config (one of {})",
+            dir.display(),
+            CONFIG_FILES.join(", ")
+        )
+    })
+}
+
 /// Reads the config at `path`; errors name the file and the key.
 pub fn read(path: &Path) -> anyhow::Result<Project> {
     let text = std::fs::read_to_string(path)

@@ -26,6 +26,7 @@ pub mod fd_budget;
 pub mod guest;
 pub mod id;
 pub mod metrics;
+pub mod migrations;
 pub mod object;
 pub mod registry;
 pub mod rpc;

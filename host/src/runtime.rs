@@ -134,6 +134,11 @@ impl Runtime {
         std::fs::create_dir_all(&config.data_dir)
             .with_context(|| format!("creating data dir {}", config.data_dir.display()))?;
         let lock = DataDirLock::take(&config.data_dir)?;
+        let applied =
+            crate::migrations::apply(&config.data_dir, &config.migrations, clock.now_ms())?;
+        if !applied.is_empty() {
+            tracing::info!("applied migrations {}", applied.join(", "));
+        }
         install_storage_layers(&config)?;
         let engine = Engine::new(
             &config.limits,

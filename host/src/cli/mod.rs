@@ -93,6 +93,19 @@ pub enum Command {
         #[arg(long, default_value = ".")]
         project: PathBuf,
     },
+    /// The manifest's migrations, applied to the data dir or pending (the
+    /// next start applies them); fails if the manifest rewrote applied tags.
+    Migrations {
+        /// The manifest.
+        #[arg(long, default_value = "dohost.toml")]
+        config: PathBuf,
+        /// Data directory (overrides `data_dir` in the manifest).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// Print JSON: `[{"tag", "state": "applied" | "pending", "applied_at"}]`.
+        #[arg(long)]
+        json: bool,
+    },
     /// List the scheduled alarms of a running server (earliest first).
     Alarms {
         /// The server.
@@ -187,6 +200,19 @@ pub fn main() -> anyhow::Result<()> {
             println!("wrote {}", path.display());
             Ok(())
         }
+        Command::Migrations {
+            config,
+            data_dir,
+            json,
+        } => {
+            let overrides = Overrides {
+                listen: None,
+                data_dir,
+                dev: false,
+            };
+            let config = Config::load(&config, &overrides)?;
+            print_migrations(&config, json)
+        }
         Command::Alarms { url } => {
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -197,8 +223,44 @@ pub fn main() -> anyhow::Result<()> {
     }
 }
 
+/// `dohost migrations`: each tag, applied (when) or pending.
+fn print_migrations(config: &Config, json: bool) -> anyhow::Result<()> {
+    let applied = crate::migrations::applied(&config.data_dir)?;
+    let order = crate::migrations::check_order(&applied, &config.migrations);
+    let rows: Vec<serde_json::Value> = config
+        .migrations
+        .iter()
+        .enumerate()
+        .map(|(i, tag)| match applied.get(i) {
+            Some(a) => {
+                serde_json::json!({"tag": tag, "state": "applied", "applied_at": a.applied_at})
+            }
+            None => serde_json::json!({"tag": tag, "state": "pending", "applied_at": null}),
+        })
+        .collect();
+    order.map_err(anyhow::Error::msg)?;
+    if json {
+        println!("{}", serde_json::Value::Array(rows));
+        return Ok(());
+    }
+    for row in &rows {
+        let when = row["applied_at"].as_i64().map(|ms| {
+            let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms as u64);
+            humantime::format_rfc3339_seconds(t).to_string()
+        });
+        let tag = row["tag"].as_str().unwrap_or_default();
+        match when {
+            Some(when) => println!("{tag:<24} applied {when}"),
+            None => println!("{tag:<24} pending"),
+        }
+    }
+    Ok(())
+}
+
 /// `dohost check`: every class compiles (or loads from the cache) and links.
 fn check(config: &Config) -> anyhow::Result<()> {
+    let applied = crate::migrations::applied(&config.data_dir)?;
+    crate::migrations::check_order(&applied, &config.migrations).map_err(anyhow::Error::msg)?;
     let engine = crate::guest::engine::Engine::new(
         &config.limits,
         &config.cache_dir,

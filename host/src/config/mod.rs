@@ -257,6 +257,9 @@ pub struct Config {
     pub entry: Option<EntryConfig>,
     /// Static assets (`[assets]`), served before the entry.
     pub assets: Option<AssetsConfig>,
+    /// The tags of `[[migrations]]`, in order (applied tags are append-only:
+    /// `migrations.rs`).
+    pub migrations: Vec<String>,
 }
 
 /// `[assets]`: a directory of files the host serves itself.
@@ -477,6 +480,7 @@ impl Config {
             env,
             entry,
             assets,
+            migrations: raw.migrations.iter().map(|m| m.tag.clone()).collect(),
         })
     }
 }

@@ -2,11 +2,19 @@
 //! `<data_dir>/_dohost/migrations.sqlite`: one row per tag, in the order the
 //! manifest lists them. Tags are append-only, as on Cloudflare: a manifest
 //! whose tags do not start with the applied ones (a tag rewritten, removed or
-//! moved) is refused with the tag at fault, before anything is served. The
-//! pending tags are recorded in one transaction when the host starts
-//! (`new_sqlite_classes` needs no other step: an object's database is created
-//! at its first event).
+//! moved) is refused with the tag at fault, before anything is served.
+//!
+//! Pending migrations are applied when the host starts, under the data dir's
+//! lock, one tag at a time: its steps, then its row in the record, which is
+//! the commit point. Every step is idempotent, so a start that dies half-way
+//! (kill -9 at any step: the `migration-*` failpoints) leaves the tag pending
+//! and the next start redoes its steps and records it — the record is the
+//! journal. `new_sqlite_classes` has no step (an object's database is created
+//! at its first event). `deleted_classes`: the class's folder of databases is
+//! renamed into `_dohost/` (the objects are gone from view at once), removed,
+//! and its rows leave the alarm index.
 
+use crate::config::Migration;
 use anyhow::Context;
 use rusqlite::{Connection, OpenFlags};
 use std::path::{Path, PathBuf};
@@ -72,36 +80,100 @@ pub fn check_order(applied: &[Applied], tags: &[String]) -> Result<(), String> {
     Ok(())
 }
 
-/// Checks `tags` against the record of `data_dir` and records the pending
-/// ones (atomically); returns the tags it applied. The caller holds the data
-/// dir's lock.
-pub fn apply(data_dir: &Path, tags: &[String], now_ms: i64) -> anyhow::Result<Vec<String>> {
+/// The tags of `migrations`, in order.
+pub fn tags(migrations: &[Migration]) -> Vec<String> {
+    migrations.iter().map(|m| m.tag.clone()).collect()
+}
+
+/// Checks `migrations` against the record of `data_dir`, then applies and
+/// records the pending ones in order; returns the tags it applied. The caller
+/// holds the data dir's lock.
+pub fn apply(
+    data_dir: &Path,
+    migrations: &[Migration],
+    now_ms: i64,
+) -> anyhow::Result<Vec<String>> {
     let path = record_path(data_dir);
-    let mut conn =
-        Connection::open(&path).with_context(|| format!("opening {}", path.display()))?;
+    let conn = Connection::open(&path).with_context(|| format!("opening {}", path.display()))?;
     conn.pragma_update(None, "synchronous", "FULL")?;
     conn.execute_batch(SCHEMA)?;
-    let tx = conn.transaction()?;
-    let done = read(&tx)?;
-    check_order(&done, tags).map_err(anyhow::Error::msg)?;
-    let pending = &tags[done.len()..];
-    for (i, tag) in pending.iter().enumerate() {
-        tx.execute(
+    let done = read(&conn)?;
+    check_order(&done, &tags(migrations)).map_err(anyhow::Error::msg)?;
+    let mut applied = Vec::new();
+    for (position, migration) in migrations.iter().enumerate().skip(done.len()) {
+        for class in &migration.deleted_classes {
+            delete_class(data_dir, class).with_context(|| {
+                format!("migration {:?}: deleting class {class}", migration.tag)
+            })?;
+        }
+        failpoint("migration-before-record")?;
+        conn.execute(
             "INSERT INTO applied (position, tag, applied_at) VALUES (?1, ?2, ?3)",
-            rusqlite::params![(done.len() + i) as i64, tag, now_ms],
-        )?;
+            rusqlite::params![position as i64, migration.tag, now_ms],
+        )
+        .with_context(|| {
+            format!(
+                "recording migration {:?} in {}",
+                migration.tag,
+                path.display()
+            )
+        })?;
+        applied.push(migration.tag.clone());
     }
-    tx.commit()
-        .with_context(|| format!("recording migrations in {}", path.display()))?;
-    Ok(pending.to_vec())
+    Ok(applied)
+}
+
+/// `deleted_classes`: every object of `class` (databases, alarms) is removed.
+/// Each step can be redone.
+fn delete_class(data_dir: &Path, class: &str) -> anyhow::Result<()> {
+    let live = data_dir.join(class);
+    let doomed = data_dir.join("_dohost").join(format!("deleting-{class}"));
+    if live.exists() {
+        if doomed.exists() {
+            std::fs::remove_dir_all(&doomed)?;
+        }
+        std::fs::rename(&live, &doomed)?;
+    }
+    failpoint("migration-moved-data")?;
+    if doomed.exists() {
+        std::fs::remove_dir_all(&doomed)?;
+    }
+    failpoint("migration-removed-data")?;
+    let index = data_dir.join("_dohost").join("alarms.sqlite");
+    if index.exists() {
+        let conn = Connection::open(&index)?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        let has_table: bool = conn.query_row(
+            "SELECT count(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = 'alarms'",
+            [],
+            |r| r.get(0),
+        )?;
+        if has_table {
+            conn.execute("DELETE FROM alarms WHERE class = ?1", [class])?;
+        }
+    }
+    Ok(())
+}
+
+/// An armed failpoint (`dohost-failpoints` only): `crash` dies here, `error` fails the start.
+fn failpoint(name: &str) -> anyhow::Result<()> {
+    match crate::failpoints::hit(name) {
+        Some(_) => anyhow::bail!("failpoint {name}"),
+        None => Ok(()),
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn tags(list: &[&str]) -> Vec<String> {
-        list.iter().map(|t| t.to_string()).collect()
+    fn tags(list: &[&str]) -> Vec<Migration> {
+        list.iter()
+            .map(|t| Migration {
+                tag: t.to_string(),
+                deleted_classes: Vec::new(),
+            })
+            .collect()
     }
 
     #[test]

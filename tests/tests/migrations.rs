@@ -111,3 +111,119 @@ async fn pending_tags_are_applied_at_start_and_applied_tags_cannot_be_rewritten(
         [pair("v1", "applied"), pair("v2", "applied")]
     );
 }
+
+/// A data dir where Counter "keep" holds 5 and Batcher "b" has data and an alarm.
+async fn counter_and_batcher(data: &Path, v1: &Path) {
+    let host = TestHost::launch_with(Launch {
+        manifest: Some(v1.to_path_buf()),
+        data_dir: Some(data.to_path_buf()),
+        ..Launch::default()
+    })
+    .await;
+    assert_eq!(
+        host.post("/obj/Counter/keep/increment?by=5", "").await.body,
+        "5"
+    );
+    let (status, _) = host
+        .post_json("/obj/Batcher/b/add?flush_ms=600000", serde_json::json!("x"))
+        .await;
+    assert_eq!(status, 200);
+    let alarms = host.get("/_dohost/alarms").await.json();
+    assert_eq!(alarms[0]["class"], "Batcher", "{alarms}");
+}
+
+fn serve_failing(bin: &Path, manifest: &Path, data: &Path, failpoints: &str) -> String {
+    let out = Command::new(bin)
+        .args(["serve", "--listen", "127.0.0.1:0", "--config"])
+        .arg(manifest)
+        .arg("--data-dir")
+        .arg(data)
+        .env("DOHOST_FAILPOINTS", failpoints)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_deleted_class_loses_its_objects_and_alarms_even_after_a_crash_at_any_step() {
+    let counter = manifest(&[("Counter", guest("counter"))], "");
+    let v1_text = format!(
+        "{}[classes.Batcher]\ncomponent = {:?}\n",
+        counter.replace("[\"Counter\"]", "[\"Counter\", \"Batcher\"]"),
+        guest("batcher")
+    );
+    let v2_text = format!(
+        "{}[[migrations]]\ntag = \"v2\"\ndeleted_classes = [\"Batcher\"]\n",
+        counter.replace("[\"Counter\"]", "[\"Counter\", \"Batcher\"]")
+    );
+    let failpoints_bin = dohost_tests::root().join("target/release/dohost-failpoints");
+    for crash_at in [
+        None,
+        Some("migration-moved-data"),
+        Some("migration-removed-data"),
+        Some("migration-before-record"),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        let v1 = write(dir.path(), "v1.toml", &v1_text);
+        let v2 = write(dir.path(), "v2.toml", &v2_text);
+        counter_and_batcher(&data, &v1).await;
+        assert!(data.join("Batcher").is_dir());
+        if let Some(point) = crash_at {
+            let stderr = serve_failing(&failpoints_bin, &v2, &data, &format!("{point}=crash"));
+            assert!(
+                stderr.contains(&format!("failpoint {point}: crashing")),
+                "{stderr}"
+            );
+            assert_eq!(
+                states(&v2, &data),
+                [pair("v1", "applied"), pair("v2", "pending")],
+                "{point}"
+            );
+        }
+        // The (next) start finishes the migration.
+        let host = TestHost::launch_with(Launch {
+            manifest: Some(v2.clone()),
+            data_dir: Some(data.clone()),
+            ..Launch::default()
+        })
+        .await;
+        let label = crash_at.unwrap_or("no crash");
+        assert_eq!(host.get("/obj/Counter/keep/").await.body, "5", "{label}");
+        assert_eq!(
+            host.get("/_dohost/alarms").await.json(),
+            serde_json::json!([]),
+            "{label}"
+        );
+        assert_eq!(host.get("/obj/Batcher/b/").await.status, 404, "{label}");
+        drop(host);
+        assert!(!data.join("Batcher").exists(), "{label}");
+        assert!(!data.join("_dohost/deleting-Batcher").exists(), "{label}");
+        assert_eq!(
+            states(&v2, &data),
+            [pair("v1", "applied"), pair("v2", "applied")],
+            "{label}"
+        );
+    }
+}
+
+#[test]
+fn a_deletion_is_refused_while_the_class_is_configured_or_was_never_created() {
+    let dir = tempfile::tempdir().unwrap();
+    let both = manifest(
+        &[("Counter", guest("counter")), ("Batcher", guest("batcher"))],
+        "",
+    );
+    let configured =
+        format!("{both}[[migrations]]\ntag = \"v2\"\ndeleted_classes = [\"Batcher\"]\n");
+    let never = format!("{both}[[migrations]]\ntag = \"v2\"\ndeleted_classes = [\"Ghost\"]\n");
+    for (text, message) in [
+        (configured, "migrations[1].deleted_classes: class \"Batcher\" is still configured: remove [classes.Batcher] to delete its objects"),
+        (never, "migrations[1].deleted_classes: class \"Ghost\" was not created by an earlier migration"),
+    ] {
+        let path = write(dir.path(), "m.toml", &text);
+        let (ok, _, stderr) = run("check", &path, &dir.path().join("data"), &[]);
+        assert!(!ok && stderr.contains(message), "{stderr}");
+    }
+}

@@ -226,9 +226,9 @@ pub fn main() -> anyhow::Result<()> {
 /// `dohost migrations`: each tag, applied (when) or pending.
 fn print_migrations(config: &Config, json: bool) -> anyhow::Result<()> {
     let applied = crate::migrations::applied(&config.data_dir)?;
-    let order = crate::migrations::check_order(&applied, &config.migrations);
-    let rows: Vec<serde_json::Value> = config
-        .migrations
+    let tags = crate::migrations::tags(&config.migrations);
+    let order = crate::migrations::check_order(&applied, &tags);
+    let rows: Vec<serde_json::Value> = tags
         .iter()
         .enumerate()
         .map(|(i, tag)| match applied.get(i) {
@@ -260,7 +260,8 @@ fn print_migrations(config: &Config, json: bool) -> anyhow::Result<()> {
 /// `dohost check`: every class compiles (or loads from the cache) and links.
 fn check(config: &Config) -> anyhow::Result<()> {
     let applied = crate::migrations::applied(&config.data_dir)?;
-    crate::migrations::check_order(&applied, &config.migrations).map_err(anyhow::Error::msg)?;
+    crate::migrations::check_order(&applied, &crate::migrations::tags(&config.migrations))
+        .map_err(anyhow::Error::msg)?;
     let engine = crate::guest::engine::Engine::new(
         &config.limits,
         &config.cache_dir,

@@ -257,9 +257,17 @@ pub struct Config {
     pub entry: Option<EntryConfig>,
     /// Static assets (`[assets]`), served before the entry.
     pub assets: Option<AssetsConfig>,
-    /// The tags of `[[migrations]]`, in order (applied tags are append-only:
-    /// `migrations.rs`).
-    pub migrations: Vec<String>,
+    /// `[[migrations]]`, in order (applied tags are append-only, steps are
+    /// applied at start-up: `migrations.rs`).
+    pub migrations: Vec<Migration>,
+}
+
+/// One `[[migrations]]` entry, as far as applying it goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Migration {
+    pub tag: String,
+    /// `deleted_classes`: every object's storage and alarm are removed.
+    pub deleted_classes: Vec<String>,
 }
 
 /// `[assets]`: a directory of files the host serves itself.
@@ -480,7 +488,14 @@ impl Config {
             env,
             entry,
             assets,
-            migrations: raw.migrations.iter().map(|m| m.tag.clone()).collect(),
+            migrations: raw
+                .migrations
+                .iter()
+                .map(|m| Migration {
+                    tag: m.tag.clone(),
+                    deleted_classes: m.deleted_classes.clone(),
+                })
+                .collect(),
         })
     }
 }
@@ -731,9 +746,14 @@ impl Check<'_> {
         for (i, m) in raw.iter().enumerate() {
             let key = format!("migrations[{i}]");
             self.migration(&key, m, &raw[..i])?;
+            self.deletions(&key, m, &mut migrated, classes)?;
             for class in &m.new_sqlite_classes {
                 let key = format!("{key}.new_sqlite_classes");
-                if !classes.contains_key(class) {
+                // A class a later migration deletes is no longer configured.
+                let deleted_later = raw[i + 1..]
+                    .iter()
+                    .any(|later| later.deleted_classes.contains(class));
+                if !classes.contains_key(class) && !deleted_later {
                     return Err(self.invalid(
                         &key,
                         format!("unknown class {class:?}: it has no [classes.{class}] entry"),
@@ -764,6 +784,27 @@ impl Check<'_> {
         Ok(())
     }
 
+    /// `deleted_classes`: each was created earlier and is no longer configured.
+    /// `migrated` (class → tag that created it) loses the deleted classes.
+    fn deletions(
+        &self,
+        key: &str,
+        m: &RawMigration,
+        migrated: &mut BTreeMap<String, String>,
+        classes: &BTreeMap<String, RawClass>,
+    ) -> Result<(), ConfigError> {
+        let key = format!("{key}.deleted_classes");
+        for class in &m.deleted_classes {
+            if classes.contains_key(class) {
+                return Err(self.invalid(&key, format!("class {class:?} is still configured: remove [classes.{class}] to delete its objects")));
+            }
+            if migrated.remove(class).is_none() {
+                return Err(self.invalid(&key, format!("class {class:?} was not created by an earlier migration (new_sqlite_classes)")));
+            }
+        }
+        Ok(())
+    }
+
     /// One migration's tag (unique among `earlier`) and its supported kinds.
     fn migration(
         &self,
@@ -785,13 +826,12 @@ impl Check<'_> {
         }
         for (field, empty) in [
             ("renamed_classes", m.renamed_classes.is_empty()),
-            ("deleted_classes", m.deleted_classes.is_empty()),
             ("transferred_classes", m.transferred_classes.is_empty()),
         ] {
             if !empty {
                 return Err(self.invalid(
                     &format!("{key}.{field}"),
-                    "not supported yet: only new_sqlite_classes migrations are implemented".into(),
+                    "not supported yet: only new_sqlite_classes and deleted_classes migrations are implemented".into(),
                 ));
             }
         }

@@ -20,6 +20,10 @@ pub const POINTS: &[&str] = &[
     "persist-alarm",
     "mid-eviction",
     "after-accept",
+    // Applying migrations at start-up (migrations.rs).
+    "migration-moved-data",
+    "migration-removed-data",
+    "migration-before-record",
 ];
 
 /// The action armed at `name`, if any. `Crash` never returns.

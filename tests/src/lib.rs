@@ -35,6 +35,21 @@ pub fn dohost_bin() -> PathBuf {
     bin
 }
 
+/// A host serving only the JavaScript SDK probe (`JsSdkProbe`) with
+/// `hibernate_after = "0s"`: an object hibernates after every batch unless
+/// something (a pending timer, an `accept()`ed socket) keeps it awake.
+pub async fn js_probe_hibernating_host() -> TestHost {
+    let classes = vec![("JsSdkProbe", polyglot("js_sdk_probe"))];
+    TestHost::start_with(&classes, "[limits]\nhibernate_after = \"0s\"").await
+}
+
+/// The KV value `key` of the JS SDK probe `name` (its `GET /get`), or "none".
+pub async fn js_probe_kv(host: &TestHost, name: &str, key: &str) -> String {
+    host.get(&format!("/obj/JsSdkProbe/{name}/get?key={key}"))
+        .await
+        .body
+}
+
 /// Runs `dohost build --project dir` (a Cloudflare-style project).
 pub fn dohost_build(dir: &Path) -> std::process::Output {
     std::process::Command::new(dohost_bin())

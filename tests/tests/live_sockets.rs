@@ -4,15 +4,8 @@
 //! object awake; if the object is reset anyway, the socket is closed (1001) at
 //! its next event instead of talking to listeners that are gone.
 
-use dohost_tests::{eventually, polyglot, TestHost, WsClient};
+use dohost_tests::{eventually, js_probe_hibernating_host, js_probe_kv, TestHost, WsClient};
 use std::time::Duration;
-
-/// `hibernate_after = "0s"`: without keep-awake the object would hibernate
-/// after every batch and lose its listeners.
-async fn probe_host() -> TestHost {
-    let classes = vec![("JsSdkProbe", polyglot("js_sdk_probe"))];
-    TestHost::start_with(&classes, "[limits]\nhibernate_after = \"0s\"").await
-}
 
 async fn accept(host: &TestHost, name: &str, room: &str) -> WsClient {
     let mut ws = host
@@ -22,15 +15,9 @@ async fn accept(host: &TestHost, name: &str, room: &str) -> WsClient {
     ws
 }
 
-async fn kv(host: &TestHost, name: &str, key: &str) -> String {
-    host.get(&format!("/obj/JsSdkProbe/{name}/get?key={key}"))
-        .await
-        .body
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn an_accepted_socket_hears_its_listeners_and_keeps_the_object_awake() {
-    let host = probe_host().await;
+    let host = js_probe_hibernating_host().await;
     let mut ws = accept(&host, "l", "r1").await;
     // The id and property the app gave the socket, and the listener's own
     // count, all live in the one instance; getWebSockets() does not list it.
@@ -50,7 +37,7 @@ async fn an_accepted_socket_hears_its_listeners_and_keeps_the_object_awake() {
     eventually(
         Duration::from_secs(10),
         "the close listener ran",
-        || async { kv(&host, "l", "live_close").await == "conn-1:1000:bye" },
+        || async { js_probe_kv(&host, "l", "live_close").await == "conn-1:1000:bye" },
     )
     .await;
     // Nothing keeps it awake any more.
@@ -62,7 +49,7 @@ async fn an_accepted_socket_hears_its_listeners_and_keeps_the_object_awake() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_throwing_listener_is_logged_and_the_socket_stays_open() {
-    let host = probe_host().await;
+    let host = js_probe_hibernating_host().await;
     let mut ws = accept(&host, "t", "lobby").await;
     ws.send("boom").await;
     host.log_containing("listener failed on purpose").await;
@@ -75,7 +62,7 @@ async fn a_throwing_listener_is_logged_and_the_socket_stays_open() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_reset_object_closes_its_accepted_sockets_with_1001() {
-    let host = probe_host().await;
+    let host = js_probe_hibernating_host().await;
     let mut ws = accept(&host, "r", "lobby").await;
     // A trap resets the object: the listeners are gone with the instance.
     assert_eq!(
@@ -91,7 +78,7 @@ async fn a_reset_object_closes_its_accepted_sockets_with_1001() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_class_sees_cloudflares_websocket_globals() {
-    let host = probe_host().await;
+    let host = js_probe_hibernating_host().await;
     let reply = host.get("/obj/JsSdkProbe/g/globals-ws").await;
     assert_eq!(
         reply.json(),

@@ -3,15 +3,10 @@
 //! another event, and keep the object awake until they have. Each test waits
 //! for the timer's own WebSocket message, never for time.
 
-use dohost_tests::{eventually, polyglot, TestHost, WsClient};
+use dohost_tests::{
+    eventually, js_probe_hibernating_host, js_probe_kv, polyglot, TestHost, WsClient,
+};
 use std::time::Duration;
-
-/// `hibernate_after = "0s"`: an object hibernates after every batch, unless a
-/// timer is pending (a hibernated object would lose it).
-async fn probe_host() -> TestHost {
-    let classes = vec![("JsSdkProbe", polyglot("js_sdk_probe"))];
-    TestHost::start_with(&classes, "[limits]\nhibernate_after = \"0s\"").await
-}
 
 /// A socket to probe `name` that hears its broadcasts.
 async fn listen(host: &TestHost, name: &str) -> WsClient {
@@ -20,22 +15,16 @@ async fn listen(host: &TestHost, name: &str) -> WsClient {
     ws
 }
 
-async fn kv(host: &TestHost, name: &str, key: &str) -> String {
-    host.get(&format!("/obj/JsSdkProbe/{name}/get?key={key}"))
-        .await
-        .body
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn a_pending_timeout_fires_as_its_own_committed_event() {
-    let host = probe_host().await;
+    let host = js_probe_hibernating_host().await;
     let mut ws = listen(&host, "t").await;
     let set = host.post("/obj/JsSdkProbe/t/timer?ms=50&label=a", "").await;
     assert_eq!((set.status, set.body.as_str()), (200, "set"));
     // Nothing awaits it, and the object would hibernate right after the
     // request: the timer keeps it awake and fires on its own.
     assert_eq!(ws.next_text().await, "timer a 1");
-    assert_eq!(kv(&host, "t", "timer_fired").await, "1");
+    assert_eq!(js_probe_kv(&host, "t", "timer_fired").await, "1");
     let m = host.metrics().await;
     let timer_events = r#"dohost_events_total{class="JsSdkProbe",kind="timer",outcome="ok"}"#;
     assert_eq!(m.get(timer_events), 1.0);
@@ -43,7 +32,7 @@ async fn a_pending_timeout_fires_as_its_own_committed_event() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_interval_ticks_until_cleared_then_the_object_hibernates() {
-    let host = probe_host().await;
+    let host = js_probe_hibernating_host().await;
     let mut ws = listen(&host, "i").await;
     host.post("/obj/JsSdkProbe/i/interval?ms=10&times=3", "")
         .await;
@@ -59,12 +48,12 @@ async fn an_interval_ticks_until_cleared_then_the_object_hibernates() {
         host.metrics().await.get(hibernated) == 1.0
     })
     .await;
-    assert_eq!(kv(&host, "i", "ticks").await, "3");
+    assert_eq!(js_probe_kv(&host, "i", "ticks").await, "3");
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_timeout_cleared_by_a_later_event_never_fires() {
-    let host = probe_host().await;
+    let host = js_probe_hibernating_host().await;
     let mut ws = listen(&host, "c").await;
     host.post("/obj/JsSdkProbe/c/timer?ms=100&label=a", "")
         .await;
@@ -82,13 +71,13 @@ async fn a_timeout_cleared_by_a_later_event_never_fires() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_throwing_timer_is_logged_and_the_others_and_its_writes_stand() {
-    let host = probe_host().await;
+    let host = js_probe_hibernating_host().await;
     let mut ws = listen(&host, "x").await;
     host.post("/obj/JsSdkProbe/x/timer-throw", "").await;
     assert_eq!(ws.next_text().await, "after throw");
     let line = host.log_containing("timer handler returned an error").await;
     assert!(line.contains("timer failed on purpose"), "{line}");
-    assert_eq!(kv(&host, "x", "before_throw").await, "1");
+    assert_eq!(js_probe_kv(&host, "x", "before_throw").await, "1");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -104,14 +93,14 @@ async fn a_timer_left_pending_never_fires_inside_a_later_event() {
     assert_ne!(r.body, "\"inside\"", "a stale timer ran inside the event");
     // They still fire, each in an event of its own.
     eventually(Duration::from_secs(10), "the stale timers fire", || async {
-        kv(&host, "t", "stale").await == "own"
+        js_probe_kv(&host, "t", "stale").await == "own"
     })
     .await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_timer_set_after_its_event_settled_still_fires_on_its_own() {
-    let host = probe_host().await;
+    let host = js_probe_hibernating_host().await;
     let mut ws = listen(&host, "b").await;
     assert_eq!(
         host.post("/obj/JsSdkProbe/b/bg-chain", "").await.body,

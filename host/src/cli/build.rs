@@ -127,13 +127,14 @@ fn manifest_text(project: &Project, config: &Path, has_entry: bool) -> anyhow::R
         }
         top.insert("assets".into(), Value::Table(assets));
     }
-    let migrations = project.migrations.iter().map(|(tag, classes)| {
+    let names = |list: &[String]| Value::Array(list.iter().map(|c| c.as_str().into()).collect());
+    let migrations = project.migrations.iter().map(|m| {
         let mut table = Table::new();
-        table.insert("tag".into(), tag.as_str().into());
-        table.insert(
-            "new_sqlite_classes".into(),
-            Value::Array(classes.iter().map(|c| c.as_str().into()).collect()),
-        );
+        table.insert("tag".into(), m.tag.as_str().into());
+        table.insert("new_sqlite_classes".into(), names(&m.new_sqlite_classes));
+        if !m.deleted_classes.is_empty() {
+            table.insert("deleted_classes".into(), names(&m.deleted_classes));
+        }
         Value::Table(table)
     });
     top.insert("migrations".into(), Value::Array(migrations.collect()));

@@ -45,8 +45,8 @@ pub struct Project {
     pub main: PathBuf,
     /// `durable_objects.bindings`: binding name → class.
     pub bindings: BTreeMap<String, String>,
-    /// Tag and `new_sqlite_classes` of each migration, in order.
-    pub migrations: Vec<(String, Vec<String>)>,
+    /// The migrations, in order.
+    pub migrations: Vec<WranglerMigration>,
     /// `vars`; a non-string value is kept as its JSON text.
     pub vars: BTreeMap<String, String>,
     /// `assets.directory` (relative to the project) and `assets.binding`.
@@ -60,12 +60,27 @@ pub struct Project {
     pub ignored: Vec<String>,
 }
 
+/// A migration dohost applies: its tag, `new_sqlite_classes` and `deleted_classes`.
+#[derive(Debug, Default, PartialEq)]
+pub struct WranglerMigration {
+    pub tag: String,
+    pub new_sqlite_classes: Vec<String>,
+    pub deleted_classes: Vec<String>,
+}
+
 impl Project {
-    /// The classes the project defines: those of its migrations.
+    /// The classes the project serves: created by its migrations, not deleted.
     pub fn classes(&self) -> Vec<String> {
+        let deleted: Vec<&String> = self
+            .migrations
+            .iter()
+            .flat_map(|m| &m.deleted_classes)
+            .collect();
         self.migrations
             .iter()
-            .flat_map(|(_, classes)| classes.iter().cloned())
+            .flat_map(|m| m.new_sqlite_classes.iter())
+            .filter(|c| !deleted.contains(c))
+            .cloned()
             .collect()
     }
 }
@@ -234,7 +249,7 @@ fn rules_of(value: &Value) -> Result<Vec<Rule>, String> {
     Ok(out)
 }
 
-fn migrations_of(value: &Value) -> Result<Vec<(String, Vec<String>)>, String> {
+fn migrations_of(value: &Value) -> Result<Vec<WranglerMigration>, String> {
     let list = value.as_array().ok_or("migrations: must be a list")?;
     let mut out = Vec::new();
     for (i, migration) in list.iter().enumerate() {
@@ -244,30 +259,33 @@ fn migrations_of(value: &Value) -> Result<Vec<(String, Vec<String>)>, String> {
             .ok_or(format!("{key}: must be a table"))?;
         let tag =
             string(table, "tag", &format!("{key}.tag"))?.ok_or(format!("{key}.tag: missing"))?;
-        let mut classes = Vec::new();
+        let mut migration = WranglerMigration {
+            tag,
+            ..WranglerMigration::default()
+        };
         for (name, value) in table {
+            let names = || -> Result<Vec<String>, String> {
+                let list = value
+                    .as_array()
+                    .ok_or(format!("{key}.{name}: must be a list"))?;
+                list.iter()
+                    .map(|c| c.as_str().map(str::to_string))
+                    .collect::<Option<_>>()
+                    .ok_or(format!("{key}.{name}: must list class names"))
+            };
             match name.as_str() {
                 "tag" => {}
-                "new_sqlite_classes" => {
-                    let list = value
-                        .as_array()
-                        .ok_or(format!("{key}.{name}: must be a list"))?;
-                    for class in list {
-                        let class = class
-                            .as_str()
-                            .ok_or(format!("{key}.{name}: must list class names"))?;
-                        classes.push(class.to_string());
-                    }
-                }
+                "new_sqlite_classes" => migration.new_sqlite_classes = names()?,
+                "deleted_classes" => migration.deleted_classes = names()?,
                 "new_classes" => {
                     return Err(format!("{key}.new_classes: not supported: dohost only has SQLite-backed classes; list them in new_sqlite_classes"));
                 }
                 other => {
-                    return Err(format!("{key}.{other}: not supported yet: only new_sqlite_classes migrations are implemented"));
+                    return Err(format!("{key}.{other}: not supported yet: only new_sqlite_classes and deleted_classes migrations are implemented"));
                 }
             }
         }
-        out.push((tag, classes));
+        out.push(migration);
     }
     Ok(out)
 }
@@ -373,6 +391,17 @@ mod tests {
             ]
         );
         assert!(p.nodejs_compat);
+    }
+
+    #[test]
+    fn a_deleted_class_is_migrated_but_no_longer_served() {
+        let value = serde_json::json!({"main": "a.js", "migrations": [
+            {"tag": "v1", "new_sqlite_classes": ["Room", "Old"]},
+            {"tag": "v2", "deleted_classes": ["Old"]},
+        ]});
+        let p = project(&value).unwrap();
+        assert_eq!(p.classes(), ["Room"]);
+        assert_eq!(p.migrations[1].deleted_classes, ["Old"]);
     }
 
     #[test]

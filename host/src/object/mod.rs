@@ -128,8 +128,7 @@ impl ObjectActor {
             // nothing waits for it.
             let leave = (hibernate_after.is_zero() || self.residency.permit().is_none())
                 && self.mailbox.is_empty()
-                && self.timer_due().is_none()
-                && !self.keeps_awake();
+                && !self.stays_awake();
             if leave && self.hibernate_and_leave("idle") {
                 return;
             }
@@ -142,7 +141,7 @@ impl ObjectActor {
         // Pending timers and keep-awake keep the object from going idle (not
         // from eviction).
         let timer = self.timer_due();
-        let awake = timer.is_some() || self.keeps_awake();
+        let awake = self.stays_awake();
         let Some(permit) = self.residency.permit() else {
             return Waited::Event(self.mailbox.recv().await);
         };
@@ -191,11 +190,12 @@ impl ObjectActor {
         pipeline::run_batch(self, &object, batch).await;
     }
 
-    /// The live instance asked not to hibernate when idle.
-    fn keeps_awake(&mut self) -> bool {
+    /// The live instance must not go idle: a timer is pending, or it asked
+    /// to keep awake.
+    fn stays_awake(&mut self) -> bool {
         self.residency
             .instance()
-            .is_some_and(|instance| instance.keeps_awake())
+            .is_some_and(|i| i.timer_wake_at().is_some() || i.keeps_awake())
     }
 
     /// When the live instance wants its pending timers run, if it has any.
